@@ -1,0 +1,116 @@
+"""sqltrack: database-native ML tracking for Spark.
+
+Experiments, runs, params, metrics, tags, artifacts, models and full training
+DataFrames are rows in documented SQL tables, on DuckDB (the embedded default)
+or PostgreSQL (the shared team store).
+
+    import sqltrack
+    tracker = sqltrack.connect()            # SQLTRACK_URI or ./sqltrack.duckdb
+    with tracker.start_run(run_name="rf") as run:
+        tracker.log_param("numTrees", 50)
+        tracker.log_metric("r2", 0.91)
+"""
+
+from __future__ import annotations
+
+from sqltrack import fluent as _fluent
+from sqltrack.entities import ActiveRun, Artifact, Experiment, Metric, Run, RunInfo, RunStatus
+from sqltrack.errors import (
+    BackendError,
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+    SchemaOutOfDateError,
+    SqltrackError,
+    StoreBusyError,
+    TerminalBackendError,
+    TransientBackendError,
+)
+from sqltrack.fluent import get_tracker, set_tracking_uri
+from sqltrack.tracking import Tracker, connect
+
+__version__ = "0.1.0"
+
+active_run = _fluent._forward("active_run")
+create_experiment = _fluent._forward("create_experiment")
+download_artifact = _fluent._forward("download_artifact")
+end_run = _fluent._forward("end_run")
+get_experiment_by_name = _fluent._forward("get_experiment_by_name")
+get_metric_history = _fluent._forward("get_metric_history")
+get_run = _fluent._forward("get_run")
+list_artifacts = _fluent._forward("list_artifacts")
+list_experiments = _fluent._forward("list_experiments")
+load_artifact = _fluent._forward("load_artifact")
+log_artifact = _fluent._forward("log_artifact")
+log_artifacts = _fluent._forward("log_artifacts")
+log_dict = _fluent._forward("log_dict")
+log_figure = _fluent._forward("log_figure")
+log_metric = _fluent._forward("log_metric")
+log_metric_history = _fluent._forward("log_metric_history")
+log_metrics = _fluent._forward("log_metrics")
+log_param = _fluent._forward("log_param")
+log_params = _fluent._forward("log_params")
+log_text = _fluent._forward("log_text")
+search_runs = _fluent._forward("search_runs")
+set_experiment = _fluent._forward("set_experiment")
+set_tag = _fluent._forward("set_tag")
+set_tags = _fluent._forward("set_tags")
+start_run = _fluent._forward("start_run")
+start_timer = _fluent._forward("start_timer")
+stop_and_log_timer = _fluent._forward("stop_and_log_timer")
+lp = log_param
+lm = log_metric
+
+__all__ = [
+    "ActiveRun",
+    "Artifact",
+    "BackendError",
+    "ConflictError",
+    "Experiment",
+    "IntegrityError",
+    "InvalidInputError",
+    "Metric",
+    "NotFoundError",
+    "Run",
+    "RunInfo",
+    "RunStatus",
+    "SchemaOutOfDateError",
+    "SqltrackError",
+    "StoreBusyError",
+    "TerminalBackendError",
+    "Tracker",
+    "TransientBackendError",
+    "active_run",
+    "connect",
+    "create_experiment",
+    "download_artifact",
+    "end_run",
+    "get_experiment_by_name",
+    "get_metric_history",
+    "get_run",
+    "get_tracker",
+    "list_artifacts",
+    "list_experiments",
+    "lm",
+    "load_artifact",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_figure",
+    "log_metric",
+    "log_metric_history",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "lp",
+    "search_runs",
+    "set_experiment",
+    "set_tag",
+    "set_tags",
+    "set_tracking_uri",
+    "start_run",
+    "start_timer",
+    "stop_and_log_timer",
+]

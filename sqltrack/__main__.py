@@ -1,0 +1,5 @@
+import sys
+
+from sqltrack.cli import main
+
+sys.exit(main())

@@ -1,0 +1,61 @@
+"""Coercion of user-supplied metric values, steps and timestamps."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from datetime import datetime, timezone
+
+from sqltrack.errors import InvalidInputError
+
+
+def metric_value(key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidInputError(
+            f"metric {key!r}: value {value!r} is not a number ({type(value).__name__}); "
+            "log numbers as metrics and text as params or tags"
+        )
+    return float(value)
+
+
+def step(key: str, value: object) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidInputError(f"metric {key!r}: step {value!r} must be a whole number")
+    if isinstance(value, numbers.Integral):
+        result = int(value)
+    else:
+        f = float(value)
+        if not math.isfinite(f) or not f.is_integer():
+            raise InvalidInputError(
+                f"metric {key!r}: step {value!r} must be a finite whole number"
+            )
+        result = int(f)
+    if result < 0:
+        raise InvalidInputError(f"metric {key!r}: step {result} is negative; steps start at 0")
+    if result > 2**63 - 1:
+        raise InvalidInputError(f"metric {key!r}: step {result} does not fit in 64 bits")
+    return result
+
+
+def timestamp(key: str, value: object) -> datetime:
+    """None -> now; int/float -> epoch milliseconds (MLflow's convention); datetime
+    -> itself (a naive datetime is read as local time)."""
+    if value is None:
+        return datetime.now(timezone.utc)
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.astimezone()
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        f = float(value)
+        if not math.isfinite(f):
+            raise InvalidInputError(f"metric {key!r}: timestamp {value!r} is not finite")
+        try:
+            return datetime.fromtimestamp(f / 1000.0, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise InvalidInputError(
+                f"metric {key!r}: timestamp {value!r} is out of range for epoch milliseconds"
+            ) from exc
+    raise InvalidInputError(
+        f"metric {key!r}: timestamp {value!r} must be epoch milliseconds or a datetime"
+    )

@@ -1,0 +1,205 @@
+"""Artifacts stored in the database, in chunks.
+
+A file is read and inserted chunk by chunk (``CHUNK_SIZE`` bytes each) inside one
+transaction, hashing as it goes, so a file of several hundred MB never sits whole
+in memory and a failure leaves no artifact behind. Reading streams the chunks
+back in order and verifies the sha256 recorded at write time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import mimetypes
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqltrack.backends import Backend, Session
+from sqltrack.entities import Artifact
+from sqltrack.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+from sqltrack.identifiers import validate_key
+
+__all__ = ["CHUNK_SIZE", "download", "list_artifacts", "load", "log_bytes", "log_file"]
+
+CHUNK_SIZE = 4 * 1024 * 1024
+
+
+def _media_type(name: str, default: str | None = None) -> str:
+    if default:
+        return default
+    guessed, _ = mimetypes.guess_type(name)
+    return guessed or "application/octet-stream"
+
+
+def _check_running(s: Session, run_id: str, uri: str) -> None:
+    rows = s.query("SELECT status FROM sqltrack.runs WHERE run_id = ?", (run_id,))
+    if not rows:
+        raise NotFoundError(f"run {run_id} does not exist in {uri}")
+    if rows[0][0] != "RUNNING":
+        raise ConflictError(
+            f"run {run_id} is {rows[0][0]}, not RUNNING; artifacts are only added to running runs"
+        )
+
+
+def _store(
+    backend: Backend, run_id: str, stream: BinaryIO, name: str, media_type: str
+) -> Artifact:
+    name = validate_key(name, "artifact name")
+    with backend.transaction() as s:
+        _check_running(s, run_id, backend.uri)
+        existing = s.query(
+            "SELECT sha256 FROM sqltrack.artifacts WHERE run_id = ? AND name = ?", (run_id, name)
+        )
+        if existing:
+            digest = hashlib.sha256()
+            for block in iter(lambda: stream.read(CHUNK_SIZE), b""):
+                digest.update(block)
+            if digest.hexdigest() == existing[0][0]:
+                return _get(s, run_id, name, backend.uri)  # the same bytes again: a no-op
+            raise ConflictError(
+                f"artifact {name!r} of run {run_id} already exists with other content; "
+                "artifacts are immutable records: log it under another name"
+            )
+        artifact_id = s.query(
+            "INSERT INTO sqltrack.artifacts (run_id, name, media_type, size_bytes, sha256, "
+            "chunk_count) VALUES (?, ?, ?, 0, '', 0) RETURNING artifact_id",
+            (run_id, name, media_type),
+        )[0][0]
+        digest = hashlib.sha256()
+        size = 0
+        index = 0
+        for block in iter(lambda: stream.read(CHUNK_SIZE), b""):
+            digest.update(block)
+            size += len(block)
+            s.execute(
+                "INSERT INTO sqltrack.artifact_chunks (artifact_id, chunk_index, data) "
+                "VALUES (?, ?, ?)",
+                (artifact_id, index, block),
+            )
+            index += 1
+        s.execute(
+            "UPDATE sqltrack.artifacts SET size_bytes = ?, sha256 = ?, chunk_count = ? "
+            "WHERE artifact_id = ?",
+            (size, digest.hexdigest(), index, artifact_id),
+        )
+        return _get(s, run_id, name, backend.uri)
+
+
+def log_file(backend: Backend, run_id: str, path: Path, name: str | None = None) -> Artifact:
+    if not path.is_file():
+        raise InvalidInputError(f"artifact file {str(path)!r} does not exist or is not a file")
+    name = name if name is not None else path.name
+    with path.open("rb") as stream:
+        return _store(backend, run_id, stream, name, _media_type(name))
+
+
+def log_files(
+    backend: Backend, run_id: str, paths: str | Path | Iterable[str | Path]
+) -> list[Artifact]:
+    """A directory (its files, named by relative path) or a list of files."""
+    if isinstance(paths, str | Path) and Path(paths).is_dir():
+        root = Path(paths)
+        files = sorted(p for p in root.rglob("*") if p.is_file())
+        return [log_file(backend, run_id, p, p.relative_to(root).as_posix()) for p in files]
+    if isinstance(paths, str | Path):
+        raise InvalidInputError(f"{str(paths)!r} is not a directory; pass a folder or a list")
+    return [log_file(backend, run_id, Path(p)) for p in paths]
+
+
+def log_bytes(
+    backend: Backend, run_id: str, data: bytes, name: str, media_type: str | None = None
+) -> Artifact:
+    return _store(backend, run_id, io.BytesIO(data), name, _media_type(name, media_type))
+
+
+def dump_json(obj: Any, name: str) -> bytes:
+    try:
+        return json.dumps(obj, indent=2, sort_keys=True, allow_nan=True).encode()
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"log_dict({name!r}): the object is not JSON-serialisable: {exc}") from exc
+
+
+def figure_png(figure: Any, name: str) -> bytes:
+    if not hasattr(figure, "savefig"):
+        raise InvalidInputError(
+            f"log_figure({name!r}) needs a matplotlib Figure, not {type(figure).__name__}"
+        )
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _get(s: Session, run_id: str, name: str, uri: str) -> Artifact:
+    rows = s.query(
+        "SELECT artifact_id, run_id, name, media_type, size_bytes, sha256, created_at "
+        "FROM sqltrack.artifacts WHERE run_id = ? AND name = ?",
+        (run_id, name),
+    )
+    if not rows:
+        raise NotFoundError(f"run {run_id} has no artifact {name!r} in {uri}")
+    return Artifact(*rows[0])
+
+
+def list_artifacts(backend: Backend, run_id: str) -> list[Artifact]:
+    with backend.session(read_only=True) as s:
+        rows = s.query(
+            "SELECT artifact_id, run_id, name, media_type, size_bytes, sha256, created_at "
+            "FROM sqltrack.artifacts WHERE run_id = ? ORDER BY name",
+            (run_id,),
+        )
+    return [Artifact(*r) for r in rows]
+
+
+def _chunks(backend: Backend, run_id: str, name: str) -> Iterator[bytes]:
+    """Yield the chunks in order, one query per chunk, then verify the hash."""
+    with backend.session(read_only=True) as s:
+        art = _get(s, run_id, name, backend.uri)
+        count = s.query(
+            "SELECT chunk_count FROM sqltrack.artifacts WHERE artifact_id = ?", (art.artifact_id,)
+        )[0][0]
+    digest = hashlib.sha256()
+    for index in range(count):
+        with backend.session(read_only=True) as s:
+            rows = s.query(
+                "SELECT data FROM sqltrack.artifact_chunks WHERE artifact_id = ? AND "
+                "chunk_index = ?",
+                (art.artifact_id, index),
+            )
+        if not rows:
+            raise IntegrityError(f"artifact {name!r} of run {run_id}: chunk {index} is missing")
+        block = bytes(rows[0][0])
+        digest.update(block)
+        yield block
+    if digest.hexdigest() != art.sha256:
+        raise IntegrityError(
+            f"artifact {name!r} of run {run_id}: sha256 {digest.hexdigest()} does not match the "
+            f"recorded {art.sha256}; the stored bytes were altered"
+        )
+
+
+def load(backend: Backend, run_id: str, name: str) -> bytes:
+    return b"".join(_chunks(backend, run_id, name))
+
+
+def download(backend: Backend, run_id: str, name: str, dst: Path) -> Path:
+    """Write the artifact to ``dst`` (a file, or a folder to put it in); verified first,
+    then renamed into place, so a corrupt artifact never leaves a file behind."""
+    target = dst / Path(name).name if dst.is_dir() else dst
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".sqltrack-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for block in _chunks(backend, run_id, name):
+                out.write(block)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return target
+
+

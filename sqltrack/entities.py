@@ -1,0 +1,122 @@
+"""The frozen dataclasses users get back; never driver rows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqltrack.tracking import Tracker
+
+__all__ = [
+    "ActiveRun",
+    "Artifact",
+    "Experiment",
+    "Metric",
+    "Run",
+    "RunInfo",
+    "RunStatus",
+]
+
+
+class RunStatus:
+    RUNNING = "RUNNING"
+    SCHEDULED = "SCHEDULED"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+    ALL = (RUNNING, SCHEDULED, FINISHED, FAILED, KILLED)
+    ENDED = (FINISHED, FAILED, KILLED)
+
+
+def _frozen(d: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(d or {}))
+
+
+@dataclass(frozen=True)
+class Experiment:
+    experiment_id: int
+    name: str
+    created_at: datetime
+    created_by: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    value: float
+    step: int
+    timestamp: datetime
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    experiment_id: int
+    run_name: str
+    status: str
+    user_name: str
+    start_time: datetime
+    end_time: datetime | None
+    parent_run_id: str | None
+    host_name: str | None
+    source_name: str | None
+    source_type: str | None
+    git_commit: str | None
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run with its params, latest metrics and tags, as stored when it was read."""
+
+    info: RunInfo
+    params: Mapping[str, str] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", _frozen(self.params))
+        object.__setattr__(self, "metrics", _frozen(self.metrics))
+        object.__setattr__(self, "tags", _frozen(self.tags))
+
+    @property
+    def run_id(self) -> str:
+        return self.info.run_id
+
+
+@dataclass(frozen=True)
+class ActiveRun(Run):
+    """What ``start_run`` returns: a :class:`Run` that ends itself as a context manager,
+    FINISHED on normal exit, FAILED when an exception leaves the block."""
+
+    tracker: Tracker | None = field(default=None, repr=False, compare=False)
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.tracker is not None:
+            status = RunStatus.FINISHED if exc_type is None else RunStatus.FAILED
+            if exc_type is KeyboardInterrupt:
+                status = RunStatus.KILLED
+            self.tracker.end_run(status, run_id=self.run_id)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    artifact_id: int
+    run_id: str
+    name: str
+    media_type: str
+    size_bytes: int
+    sha256: str
+    created_at: datetime

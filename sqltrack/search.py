@@ -1,0 +1,354 @@
+"""``search_runs``: MLflow's filter grammar, parsed and compiled to bound SQL.
+
+Grammar (AND only, as in MLflow)::
+
+    filter  := clause ( AND clause )*
+    clause  := field op value | field [NOT] IN ( value, ... )
+    field   := (metrics|params|tags|attributes) . name   (name may be `quoted` or "quoted")
+               | an attribute name alone (status, run_name, ...)
+    op      := = | != | <> | < | <= | > | >= | LIKE | ILIKE | NOT LIKE
+    value   := 'text' | "text" | number
+
+A metric clause sees the latest value of the metric (the ``latest_metrics`` view).
+Keys and values become bound parameters; only sqltrack's own column names and
+operators from a fixed table are ever written into the SQL text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from sqltrack.backends import Backend
+from sqltrack.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Clause", "parse_filter", "parse_order_by", "read_only_query", "search_runs"]
+
+ATTRIBUTES = {
+    "run_id": "run_id",
+    "run_name": "run_name",
+    "status": "status",
+    "user": "user_name",
+    "user_name": "user_name",
+    "start_time": "start_time",
+    "end_time": "end_time",
+    "experiment_id": "experiment_id",
+    "parent_run_id": "parent_run_id",
+    "git_commit": "git_commit",
+    "host_name": "host_name",
+    "source_name": "source_name",
+}
+_TIME_ATTRIBUTES = {"start_time", "end_time"}
+_PREFIXES = {
+    "metrics": "metrics", "metric": "metrics",
+    "params": "params", "param": "params", "parameters": "params",
+    "tags": "tags", "tag": "tags",
+    "attributes": "attributes", "attribute": "attributes", "attr": "attributes", "run": "attributes",
+}
+_OPS = {"=": "=", "==": "=", "!=": "<>", "<>": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">=",
+        "LIKE": "LIKE", "ILIKE": "ILIKE", "NOT LIKE": "NOT LIKE", "NOT ILIKE": "NOT ILIKE",
+        "IN": "IN", "NOT IN": "NOT IN"}
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<string>'(?:[^']|'')*'|"(?:[^"]|"")*")
+      | (?P<number>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf|infinity|nan)(?![\w.]))
+      | (?P<op><=|>=|!=|<>|==|=|<|>)
+      | (?P<punct>[(),])
+      | (?P<field>[A-Za-z_][A-Za-z0-9_]*\.(?:`[^`]+`|"[^"]+"|[A-Za-z0-9_\-./:]+))
+      | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
+    )""",
+    re.VERBOSE | re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Clause:
+    kind: str  # metrics | params | tags | attributes
+    key: str
+    op: str  # SQL operator from _OPS
+    values: tuple[Any, ...]
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    out = []
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise InvalidInputError(
+                f"cannot parse filter {text!r} at position {pos}: {text[pos:pos + 20]!r}; "
+                "write clauses like metrics.r2 > 0.5 and params.model = 'rf'"
+            )
+        kind = m.lastgroup or ""
+        out.append((kind, m.group(kind)))
+        pos = m.end()
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    return out
+
+
+def _unquote(s: str) -> str:
+    if s[:1] in "`\"" and s[-1:] == s[:1]:
+        return s[1:-1]
+    if s[:1] == "'" and s[-1:] == "'":
+        return s[1:-1].replace("''", "'")
+    return s
+
+
+def _field(token: tuple[str, str], text: str) -> tuple[str, str]:
+    kind, raw = token
+    if kind == "field":
+        prefix, name = raw.split(".", 1)
+        entity = _PREFIXES.get(prefix.lower())
+        if entity is None:
+            raise InvalidInputError(
+                f"filter {text!r}: unknown field {raw!r}; use metrics.<key>, params.<key>, "
+                "tags.<key> or attributes.<name>"
+            )
+        name = _unquote(name)
+    elif kind == "word" and token[1].lower() in ATTRIBUTES:
+        entity, name = "attributes", token[1].lower()
+    else:
+        raise InvalidInputError(
+            f"filter {text!r}: expected a field such as metrics.r2, found {raw!r}"
+        )
+    if entity == "attributes" and name.lower() not in ATTRIBUTES:
+        raise InvalidInputError(
+            f"filter {text!r}: unknown attribute {name!r}; known: {', '.join(sorted(ATTRIBUTES))}"
+        )
+    return entity, name.lower() if entity == "attributes" else name
+
+
+def _value(token: tuple[str, str], text: str) -> Any:
+    kind, raw = token
+    if kind == "string":
+        return _unquote(raw)
+    if kind == "number":
+        f = float(raw)
+        return int(f) if re.fullmatch(r"[-+]?\d+", raw) else f
+    raise InvalidInputError(f"filter {text!r}: expected a quoted string or a number, found {raw!r}")
+
+
+def parse_filter(text: str) -> list[Clause]:
+    """Parse an MLflow-style filter into clauses; raise a clear error on anything else."""
+    if not isinstance(text, str):
+        raise InvalidInputError(f"filter_string {text!r} must be a string")
+    toks = _tokens(text)
+    clauses: list[Clause] = []
+    i = 0
+    while i < len(toks):
+        if not toks[i:]:
+            break
+        entity, key = _field(toks[i], text)
+        i += 1
+        if i >= len(toks):
+            raise InvalidInputError(f"filter {text!r} ends after {key!r}; expected an operator")
+        kind, raw = toks[i]
+        op = raw.upper() if kind in ("op", "word") else ""
+        if op == "NOT" and i + 1 < len(toks) and toks[i + 1][1].upper() in ("IN", "LIKE", "ILIKE"):
+            op = "NOT " + toks[i + 1][1].upper()
+            i += 1
+        if op not in _OPS:
+            raise InvalidInputError(
+                f"filter {text!r}: {raw!r} is not an operator; use =, !=, <, <=, >, >=, LIKE, "
+                "ILIKE, IN or NOT IN"
+            )
+        i += 1
+        if _OPS[op] in ("IN", "NOT IN"):
+            if i >= len(toks) or toks[i] != ("punct", "("):
+                raise InvalidInputError(f"filter {text!r}: IN needs a list in parentheses")
+            i += 1
+            values = []
+            while True:
+                if i >= len(toks):
+                    raise InvalidInputError(f"filter {text!r}: unclosed IN list")
+                values.append(_value(toks[i], text))
+                i += 1
+                if i < len(toks) and toks[i] == ("punct", ","):
+                    i += 1
+                    continue
+                if i < len(toks) and toks[i] == ("punct", ")"):
+                    i += 1
+                    break
+                raise InvalidInputError(f"filter {text!r}: expected ',' or ')' in the IN list")
+        else:
+            if i >= len(toks):
+                raise InvalidInputError(f"filter {text!r} ends after {raw!r}; expected a value")
+            values = [_value(toks[i], text)]
+            i += 1
+        clauses.append(_typed(Clause(entity, key, _OPS[op], tuple(values)), text))
+        if i < len(toks):
+            word = toks[i][1].upper()
+            if word == "OR":
+                raise InvalidInputError(
+                    f"filter {text!r}: OR is not supported (MLflow's grammar is AND-only); "
+                    "run two searches"
+                )
+            if word != "AND":
+                raise InvalidInputError(f"filter {text!r}: expected AND, found {toks[i][1]!r}")
+            i += 1
+            if i >= len(toks):
+                raise InvalidInputError(f"filter {text!r} ends with AND")
+    return clauses
+
+
+def _typed(c: Clause, text: str) -> Clause:
+    if c.kind == "metrics":
+        if c.op in ("LIKE", "ILIKE", "NOT LIKE", "NOT ILIKE"):
+            raise InvalidInputError(f"filter {text!r}: metrics compare with numbers, not {c.op}")
+        for v in c.values:
+            if isinstance(v, str):
+                raise InvalidInputError(
+                    f"filter {text!r}: metric {c.key!r} compares with a number, not {v!r}"
+                )
+        return Clause(c.kind, c.key, c.op, tuple(float(v) for v in c.values))
+    if c.kind == "attributes" and c.key in _TIME_ATTRIBUTES:
+        return Clause(c.kind, c.key, c.op, tuple(_as_time(v, text) for v in c.values))
+    if c.kind == "attributes" and c.key == "experiment_id":
+        return Clause(c.kind, c.key, c.op, tuple(int(v) for v in c.values))
+    return Clause(c.kind, c.key, c.op, tuple(str(v) for v in c.values))
+
+
+def _as_time(v: Any, text: str) -> datetime:
+    if isinstance(v, int | float):
+        return datetime.fromtimestamp(v / 1000.0, tz=timezone.utc)  # epoch ms, as MLflow
+    try:
+        t = datetime.fromisoformat(v)
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"filter {text!r}: {v!r} is not a time; use epoch milliseconds or ISO 8601"
+        ) from exc
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+_TABLES = {"metrics": "sqltrack.latest_metrics", "params": "sqltrack.params", "tags": "sqltrack.tags"}
+
+
+def _compile(c: Clause) -> tuple[str, list[Any]]:
+    marks = "(" + ", ".join("?" for _ in c.values) + ")" if c.op in ("IN", "NOT IN") else "?"
+    if c.kind == "attributes":
+        return "r." + ATTRIBUTES[c.key] + " " + c.op + " " + marks, list(c.values)
+    sql = (
+        "EXISTS (SELECT 1 FROM " + _TABLES[c.kind] + " x WHERE x.run_id = r.run_id AND "
+        "x.key = ? AND x.value " + c.op + " " + marks
+    )
+    params = [c.key, *c.values]
+    if c.kind == "metrics" and c.op in ("<", "<=", ">", ">="):
+        # Both engines sort NaN above every number; a NaN metric matches no range filter.
+        sql += " AND x.value <> ?"
+        params.append(float("nan"))
+    return sql + ")", params
+
+
+def parse_order_by(items: Sequence[str] | None) -> list[tuple[str, list[Any]]]:
+    out = []
+    for item in items or ():
+        if not isinstance(item, str):
+            raise InvalidInputError(f"order_by item {item!r} must be a string")
+        m = re.fullmatch(r"\s*(.+?)(?:\s+(ASC|DESC))?\s*", item, re.IGNORECASE)
+        assert m
+        toks = _tokens(m.group(1))
+        if len(toks) != 1:
+            raise InvalidInputError(f"order_by {item!r}: expected one field such as metrics.r2 DESC")
+        entity, key = _field(toks[0], item)
+        direction = (m.group(2) or "ASC").upper()
+        if entity == "attributes":
+            expr, params = "r." + ATTRIBUTES[key], []
+        else:
+            expr = (
+                "(SELECT x.value FROM " + _TABLES[entity] + " x WHERE x.run_id = r.run_id "
+                "AND x.key = ?)"
+            )
+            params = [key]
+        out.append((expr + " " + direction + " NULLS LAST", params))
+    return out
+
+
+def search_runs(
+    backend: Backend,
+    experiment_names: Sequence[str] | None,
+    filter_string: str,
+    order_by: Sequence[str] | None,
+    max_results: int,
+) -> pd.DataFrame:
+    import pandas as pd
+
+    if isinstance(experiment_names, str):
+        experiment_names = [experiment_names]
+    if not isinstance(max_results, int) or max_results < 1:
+        raise InvalidInputError(f"max_results {max_results!r} must be a positive integer")
+    where: list[str] = []
+    params: list[Any] = []
+    if experiment_names:
+        where.append(
+            "r.experiment_id IN (SELECT experiment_id FROM sqltrack.experiments WHERE name IN ("
+            + ", ".join("?" for _ in experiment_names) + "))"
+        )
+        params.extend(experiment_names)
+    for clause in parse_filter(filter_string or ""):
+        sql, p = _compile(clause)
+        where.append(sql)
+        params.extend(p)
+    order = parse_order_by(order_by)
+    order_sql = [o for o, _ in order] + ["r.start_time DESC", "r.run_id"]
+    for _, p in order:
+        params.extend(p)
+    query = (
+        "SELECT r.run_id, r.experiment_id, r.run_name, r.status, r.start_time, r.end_time, "
+        "r.user_name FROM sqltrack.runs r"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY " + ", ".join(order_sql) + " LIMIT ?"
+    )
+    params.append(max_results)
+    with backend.session(read_only=True) as s:
+        runs = s.query(query, params)
+        ids = [r[0] for r in runs]
+        extra: dict[str, dict[str, Any]] = {i: {} for i in ids}
+        for start in range(0, len(ids), 1000):
+            part = ids[start : start + 1000]
+            marks = ", ".join("?" for _ in part)
+            for prefix, table in (("params.", "sqltrack.params"),
+                                  ("metrics.", "sqltrack.latest_metrics"),
+                                  ("tags.", "sqltrack.tags")):
+                for run_id, key, value in s.query(
+                    "SELECT run_id, key, value FROM " + table + " WHERE run_id IN (" + marks + ")",
+                    part,
+                ):
+                    extra[run_id][prefix + key] = value
+    base = ["run_id", "experiment_id", "run_name", "status", "start_time", "end_time", "user"]
+    records = [dict(zip(base, r, strict=True)) | extra[r[0]] for r in runs]
+    dynamic = sorted({k for e in extra.values() for k in e},
+                     key=lambda k: (("params.", "metrics.", "tags.").index(k[: k.index(".") + 1]), k))
+    frame = pd.DataFrame.from_records(records, columns=base + dynamic)
+    for col in ("start_time", "end_time"):
+        frame[col] = pd.to_datetime(frame[col], utc=True)
+    for col in dynamic:
+        if col.startswith("metrics."):
+            frame[col] = frame[col].astype("float64")
+    return frame
+
+
+_READ_ONLY_START = re.compile(r"^\s*(SELECT|WITH|VALUES|TABLE|SHOW|DESCRIBE|EXPLAIN)\b", re.I)
+
+
+def read_only_query(
+    backend: Backend, query: str, params: Sequence[Any] = ()
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run one query in a read-only transaction (the database enforces it)."""
+    if not isinstance(query, str) or not _READ_ONLY_START.match(query):
+        raise InvalidInputError(
+            f"sql {str(query)[:60]!r}: only read-only queries (SELECT, WITH, ...) are accepted"
+        )
+    with backend.transaction(read_only=True) as s:
+        table = s.arrow(query, params)
+    names = list(table.column_names)
+    rows = list(zip(*(table.column(i).to_pylist() for i in range(table.num_columns)), strict=True))
+    return names, rows

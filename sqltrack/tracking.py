@@ -1,0 +1,568 @@
+"""The Tracker: experiments, runs, params, metrics, tags and timers.
+
+Every public write is one transaction (or one statement), so a failed call
+leaves nothing half-written. Artifacts and search live in their own modules;
+the Tracker delegates to them.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqltrack import _context, _values, artifacts, config, schema, search
+from sqltrack.backends import Backend, Session, open_backend
+from sqltrack.entities import ActiveRun, Artifact, Experiment, Metric, Run, RunInfo, RunStatus
+from sqltrack.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+)
+from sqltrack.identifiers import validate_key, validate_value
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Tracker", "connect"]
+
+DEFAULT_EXPERIMENT = "Default"
+_RUN_COLUMNS = (
+    "run_id, experiment_id, run_name, status, user_name, start_time, end_time, "
+    "parent_run_id, host_name, source_name, source_type, git_commit"
+)
+_ADJECTIVES = ("amber", "brisk", "calm", "deft", "eager", "fond", "glad", "keen", "lucid", "merry")
+_NOUNS = ("otter", "heron", "lynx", "finch", "panda", "koala", "ibis", "gecko", "tapir", "wren")
+
+
+def connect(uri: str | None = None) -> Tracker:
+    """Open a store: the argument, else ``SQLTRACK_URI``, else ``duckdb:///sqltrack.duckdb``.
+
+    An empty database gets the schema; one on an older schema raises
+    :class:`~sqltrack.SchemaOutOfDateError` naming ``sqltrack db upgrade URI``.
+    """
+    backend = open_backend(config.get("uri", uri))
+    try:
+        schema.ensure_schema(backend)
+    except BaseException:
+        backend.close()
+        raise
+    return Tracker(backend)
+
+
+def _experiment_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError(f"experiment name {name!r} must be a non-empty string")
+    return validate_value(name, "experiment name")
+
+
+def _run_id(run_id: object) -> str:
+    if not isinstance(run_id, str) or len(run_id) != 32 or not all(
+        c in "0123456789abcdef" for c in run_id
+    ):
+        raise InvalidInputError(
+            f"run id {run_id!r} is not a run id (32 lowercase hexadecimal characters)"
+        )
+    return run_id
+
+
+def _pairs(items: Mapping[str, Any] | Iterable[tuple[str, Any]], what: str) -> list[tuple[str, Any]]:
+    if isinstance(items, Mapping):
+        return list(items.items())
+    try:
+        pairs = [tuple(p) for p in items]
+    except TypeError as exc:
+        raise InvalidInputError(f"{what} must be a dict or a list of (key, value) pairs") from exc
+    for p in pairs:
+        if len(p) != 2:
+            raise InvalidInputError(f"{what}: {p!r} is not a (key, value) pair")
+    return pairs  # type: ignore[return-value]
+
+
+class Tracker:
+    """A connection to one store plus the caller's active experiment, runs and timers."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._experiment_id: int | None = None
+        self._active: list[str] = []
+        self._timers: list[tuple[str, float]] = []
+
+    @property
+    def uri(self) -> str:
+        return self.backend.uri
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Tracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<sqltrack.Tracker {self.uri}>"
+
+    # -- experiments ----------------------------------------------------------
+    def create_experiment(self, name: str, tags: Mapping[str, Any] | None = None) -> int:
+        """Create the experiment (or find it by name) and make it the active one."""
+        name = _experiment_name(name)
+        tag_pairs = [(validate_key(k, "tag key"), validate_value(v, f"tag {k!r}"))
+                     for k, v in (tags or {}).items()]
+        with self.backend.transaction() as s:
+            s.execute(
+                "INSERT INTO sqltrack.experiments (name, created_by) VALUES (?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                (name, _context.user_name()),
+            )
+            experiment_id = int(
+                s.query("SELECT experiment_id FROM sqltrack.experiments WHERE name = ?", (name,))[
+                    0
+                ][0]
+            )
+            for key, value in tag_pairs:
+                s.execute(
+                    "INSERT INTO sqltrack.experiment_tags (experiment_id, key, value) "
+                    "VALUES (?, ?, ?) ON CONFLICT (experiment_id, key) DO UPDATE SET "
+                    "value = excluded.value",
+                    (experiment_id, key, value),
+                )
+        self._experiment_id = experiment_id
+        return experiment_id
+
+    def set_experiment(self, name: str) -> Experiment:
+        """Make an experiment active, creating it when it does not exist (as MLflow does)."""
+        self.create_experiment(name)
+        return self.get_experiment_by_name(name)
+
+    def _experiments(self, where: str, params: Sequence[Any]) -> list[Experiment]:
+        with self.backend.session(read_only=True) as s:
+            rows = s.query(
+                "SELECT experiment_id, name, created_at, created_by FROM sqltrack.experiments "
+                + where
+                + " ORDER BY experiment_id",
+                params,
+            )
+            tags: dict[int, dict[str, str]] = {}
+            for eid, key, value in s.query(
+                "SELECT experiment_id, key, value FROM sqltrack.experiment_tags"
+            ):
+                tags.setdefault(eid, {})[key] = value
+        return [Experiment(r[0], r[1], r[2], r[3], tags.get(r[0], {})) for r in rows]
+
+    def get_experiment_by_name(self, name: str) -> Experiment:
+        found = self._experiments("WHERE name = ?", (_experiment_name(name),))
+        if not found:
+            raise NotFoundError(
+                f"no experiment named {name!r} in {self.uri}; create it with create_experiment()"
+            )
+        return found[0]
+
+    def list_experiments(self) -> list[Experiment]:
+        return self._experiments("", ())
+
+    def _active_experiment_id(self, experiment: str | int | None) -> int:
+        if isinstance(experiment, str):
+            return self.get_experiment_by_name(experiment).experiment_id
+        if isinstance(experiment, int) and not isinstance(experiment, bool):
+            with self.backend.session(read_only=True) as s:
+                if not s.query(
+                    "SELECT 1 FROM sqltrack.experiments WHERE experiment_id = ?", (experiment,)
+                ):
+                    raise NotFoundError(f"no experiment with id {experiment} in {self.uri}")
+            return experiment
+        if experiment is not None:
+            raise InvalidInputError(f"experiment {experiment!r} must be a name or an id")
+        if self._experiment_id is None:
+            self.create_experiment(DEFAULT_EXPERIMENT)
+        assert self._experiment_id is not None
+        return self._experiment_id
+
+    # -- runs -----------------------------------------------------------------
+    def start_run(
+        self,
+        run_name: str | None = None,
+        experiment: str | int | None = None,
+        tags: Mapping[str, Any] | None = None,
+        parent_run_id: str | None = None,
+        nested: bool = False,
+    ) -> ActiveRun:
+        """Start a run in ``experiment`` (default: the active one) and make it active.
+
+        Use it as a context manager to end it FINISHED, or FAILED on an exception.
+        While a run is active, a new one needs ``nested=True`` (its parent is then the
+        active run) or an explicit ``parent_run_id``, as in MLflow.
+        """
+        if self._active and not nested and parent_run_id is None:
+            raise ConflictError(
+                f"run {self._active[-1]} is already active; end it with end_run() or start "
+                "a child run with start_run(nested=True)"
+            )
+        if nested and parent_run_id is None and self._active:
+            parent_run_id = self._active[-1]
+        if parent_run_id is not None:
+            _run_id(parent_run_id)
+        experiment_id = self._active_experiment_id(experiment)
+        run_id = uuid.uuid4().hex
+        if run_name is None:
+            run_name = f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{run_id[:4]}"
+        run_name = validate_value(run_name, "run name")
+        tag_pairs = [(validate_key(k, "tag key"), validate_value(v, f"tag {k!r}"))
+                     for k, v in (tags or {}).items()]
+        source_name, source_type = _context.source()
+        commit = _context.git_commit(source_name)
+        with self.backend.transaction() as s:
+            if parent_run_id is not None and not s.query(
+                "SELECT 1 FROM sqltrack.runs WHERE run_id = ?", (parent_run_id,)
+            ):
+                raise NotFoundError(f"parent run {parent_run_id} does not exist in {self.uri}")
+            s.execute(
+                "INSERT INTO sqltrack.runs (" + _RUN_COLUMNS + ") VALUES "
+                "(?, ?, ?, 'RUNNING', ?, ?, NULL, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    experiment_id,
+                    run_name,
+                    _context.user_name(),
+                    datetime.now(timezone.utc),
+                    parent_run_id,
+                    _context.host_name(),
+                    source_name,
+                    source_type,
+                    commit,
+                ),
+            )
+            self._upsert_tags(s, run_id, tag_pairs)
+        self._active.append(run_id)
+        run = self.get_run(run_id)
+        return ActiveRun(run.info, run.params, run.metrics, run.tags, tracker=self)
+
+    def active_run(self) -> Run | None:
+        return self.get_run(self._active[-1]) if self._active else None
+
+    def _current(self, run_id: str | None) -> str:
+        if run_id is not None:
+            return _run_id(run_id)
+        if not self._active:
+            raise ConflictError("no active run; start one with start_run() or pass run_id=")
+        return self._active[-1]
+
+    def end_run(self, status: str = RunStatus.FINISHED, run_id: str | None = None) -> None:
+        """End the active run (or ``run_id``) with ``status``: FINISHED, FAILED or KILLED."""
+        if status not in RunStatus.ENDED:
+            raise InvalidInputError(
+                f"end status {status!r} is not one of {', '.join(RunStatus.ENDED)}"
+            )
+        run_id = self._current(run_id)
+        with self.backend.session() as s:
+            changed = s.execute(
+                "UPDATE sqltrack.runs SET status = ?, end_time = ? "
+                "WHERE run_id = ? AND status = 'RUNNING'",
+                (status, datetime.now(timezone.utc), run_id),
+            )
+        if run_id in self._active:
+            self._active.remove(run_id)
+        if changed == 0:
+            self._require_running(run_id)
+
+    def _exit_run(self, run_id: str, status: str) -> None:
+        """Context-manager exit: end the run unless the block already ended it."""
+        if run_id in self._active:
+            self.end_run(status, run_id=run_id)
+
+    def _require_running(self, run_id: str) -> None:
+        """Raise the right error for a write that found no RUNNING run."""
+        with self.backend.session(read_only=True) as s:
+            rows = s.query("SELECT status FROM sqltrack.runs WHERE run_id = ?", (run_id,))
+        if not rows:
+            raise NotFoundError(f"run {run_id} does not exist in {self.uri}")
+        if rows[0][0] != RunStatus.RUNNING:
+            raise ConflictError(
+                f"run {run_id} is {rows[0][0]}, not RUNNING; records are only added to "
+                "running runs (start a new run)"
+            )
+
+    def _check_running(self, s: Session, run_id: str) -> None:
+        rows = s.query("SELECT status FROM sqltrack.runs WHERE run_id = ?", (run_id,))
+        if not rows:
+            raise NotFoundError(f"run {run_id} does not exist in {self.uri}")
+        if rows[0][0] != RunStatus.RUNNING:
+            raise ConflictError(
+                f"run {run_id} is {rows[0][0]}, not RUNNING; records are only added to "
+                "running runs (start a new run)"
+            )
+
+    # -- params ---------------------------------------------------------------
+    def log_param(self, key: str, value: Any, run_id: str | None = None) -> Any:
+        """Log an immutable param: the same value again is a no-op, another raises."""
+        key = validate_key(key, "param key")
+        text = validate_value(value, f"param {key!r}")
+        run_id = self._current(run_id)
+        with self.backend.session() as s:
+            inserted = s.execute(
+                "INSERT INTO sqltrack.params (run_id, key, value) SELECT ?, ?, ? "
+                "WHERE EXISTS (SELECT 1 FROM sqltrack.runs WHERE run_id = ? AND "
+                "status = 'RUNNING') ON CONFLICT (run_id, key) DO NOTHING",
+                (run_id, key, text, run_id),
+            )
+            if inserted == 0:
+                old = s.query(
+                    "SELECT value FROM sqltrack.params WHERE run_id = ? AND key = ?",
+                    (run_id, key),
+                )
+        if inserted == 0:
+            self._require_running(run_id)
+            if old and old[0][0] != text:
+                raise ConflictError(
+                    f"param {key!r} of run {run_id} is already {old[0][0]!r}; cannot change it "
+                    f"to {text!r}. Params are immutable: log it under another key"
+                )
+        return value
+
+    lp = log_param
+
+    def log_params(
+        self,
+        params: Mapping[str, Any] | Iterable[tuple[str, Any]],
+        run_id: str | None = None,
+    ) -> None:
+        """Log several params in one transaction: all of them or none."""
+        pairs = [
+            (validate_key(k, "param key"), validate_value(v, f"param {k!r}"))
+            for k, v in _pairs(params, "params")
+        ]
+        wanted: dict[str, str] = {}
+        for key, text in pairs:
+            if key in wanted and wanted[key] != text:
+                raise ConflictError(
+                    f"param {key!r} is given twice with different values "
+                    f"({wanted[key]!r} and {text!r})"
+                )
+            wanted[key] = text
+        run_id = self._current(run_id)
+        with self.backend.transaction() as s:
+            self._check_running(s, run_id)
+            for key, text in wanted.items():
+                s.execute(
+                    "INSERT INTO sqltrack.params (run_id, key, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT (run_id, key) DO NOTHING",
+                    (run_id, key, text),
+                )
+            stored = dict(
+                s.query("SELECT key, value FROM sqltrack.params WHERE run_id = ?", (run_id,))
+            )
+            for key, text in wanted.items():
+                if stored.get(key) != text:
+                    raise ConflictError(
+                        f"param {key!r} of run {run_id} is already {stored.get(key)!r}; cannot "
+                        f"change it to {text!r}. Params are immutable: log it under another key"
+                    )
+
+    # -- metrics --------------------------------------------------------------
+    def log_metric(
+        self,
+        key: str,
+        value: float,
+        step: int | None = None,
+        timestamp: int | float | datetime | None = None,
+        run_id: str | None = None,
+    ) -> float:
+        """Append one point to a metric's history (NaN and ±Infinity are kept as is)."""
+        key = validate_key(key, "metric key")
+        number = _values.metric_value(key, value)
+        step_ = _values.step(key, step)
+        ts = _values.timestamp(key, timestamp)
+        run_id = self._current(run_id)
+        with self.backend.session() as s:
+            inserted = s.execute(
+                'INSERT INTO sqltrack.metrics (run_id, key, value, step, "timestamp") '
+                "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM sqltrack.runs "
+                "WHERE run_id = ? AND status = 'RUNNING')",
+                (run_id, key, number, step_, ts, run_id),
+            )
+        if inserted == 0:
+            self._require_running(run_id)
+        return number
+
+    lm = log_metric
+
+    def log_metrics(
+        self,
+        metrics: Mapping[str, float] | Iterable[tuple[str, float]],
+        step: int | None = None,
+        timestamp: int | float | datetime | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        """Log several points in one bulk insert (COPY on PostgreSQL, an Arrow scan on DuckDB)."""
+        ts = _values.timestamp("metrics", timestamp)
+        rows = []
+        run_id = self._current(run_id)
+        for key, value in _pairs(metrics, "metrics"):
+            key = validate_key(key, "metric key")
+            rows.append((run_id, key, _values.metric_value(key, value), _values.step(key, step), ts))
+        self._insert_metric_rows(run_id, rows)
+
+    def log_metric_history(
+        self,
+        key: str,
+        values: Sequence[float],
+        steps: Sequence[int] | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        """Log a whole series of one metric (step i by default) in one bulk insert."""
+        key = validate_key(key, "metric key")
+        run_id = self._current(run_id)
+        if steps is not None and len(steps) != len(values):
+            raise InvalidInputError(
+                f"metric {key!r}: {len(values)} values but {len(steps)} steps"
+            )
+        ts = datetime.now(timezone.utc)
+        rows = [
+            (run_id, key, _values.metric_value(key, v), _values.step(key, steps[i] if steps else i), ts)
+            for i, v in enumerate(values)
+        ]
+        self._insert_metric_rows(run_id, rows)
+
+    def _insert_metric_rows(self, run_id: str, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        with self.backend.transaction() as s:
+            self._check_running(s, run_id)
+            s.insert_rows(
+                "sqltrack.metrics", ("run_id", "key", "value", "step", "timestamp"), rows
+            )
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        run_id = _run_id(run_id)
+        key = validate_key(key, "metric key")
+        with self.backend.session(read_only=True) as s:
+            rows = s.query(
+                'SELECT key, value, step, "timestamp" FROM sqltrack.metrics '
+                'WHERE run_id = ? AND key = ? ORDER BY step, "timestamp"',
+                (run_id, key),
+            )
+            if not rows and not s.query("SELECT 1 FROM sqltrack.runs WHERE run_id = ?", (run_id,)):
+                raise NotFoundError(f"run {run_id} does not exist in {self.uri}")
+        return [Metric(k, float(v), int(st), ts) for k, v, st, ts in rows]
+
+    # -- tags -----------------------------------------------------------------
+    def _upsert_tags(self, s: Session, run_id: str, pairs: list[tuple[str, str]]) -> None:
+        for key, value in pairs:
+            s.execute(
+                "INSERT INTO sqltrack.tags (run_id, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+                (run_id, key, value),
+            )
+
+    def set_tag(self, key: str, value: Any, run_id: str | None = None) -> None:
+        """Set a mutable tag (the last value wins). Tags may be set on ended runs too,
+        e.g. a reviewer's verdict, as MLflow's client allows."""
+        self.set_tags({key: value}, run_id=run_id)
+
+    def set_tags(self, tags: Mapping[str, Any], run_id: str | None = None) -> None:
+        pairs = [(validate_key(k, "tag key"), validate_value(v, f"tag {k!r}"))
+                 for k, v in _pairs(tags, "tags")]
+        run_id = self._current(run_id)
+        with self.backend.transaction() as s:
+            if not s.query("SELECT 1 FROM sqltrack.runs WHERE run_id = ?", (run_id,)):
+                raise NotFoundError(f"run {run_id} does not exist in {self.uri}")
+            self._upsert_tags(s, run_id, pairs)
+
+    # -- timers ---------------------------------------------------------------
+    def start_timer(self, name: str) -> None:
+        """Start a named timer; :meth:`stop_and_log_timer` logs its seconds as a metric."""
+        self._timers.append((validate_key(name, "timer name"), time.perf_counter()))
+
+    def stop_and_log_timer(self, name: str | None = None, run_id: str | None = None) -> float:
+        """Stop the latest timer (or the one called ``name``) and log its elapsed seconds."""
+        if not self._timers:
+            raise ConflictError("no timer is running; start one with start_timer(name)")
+        index = len(self._timers) - 1
+        if name is not None:
+            names = [t[0] for t in self._timers]
+            if name not in names:
+                raise NotFoundError(f"no running timer named {name!r}; running: {names}")
+            index = len(names) - 1 - names[::-1].index(name)
+        timer, started = self._timers[index]
+        seconds = time.perf_counter() - started
+        self.log_metric(timer, seconds, run_id=run_id)
+        del self._timers[index]
+        return seconds
+
+    # -- reading --------------------------------------------------------------
+    def get_run(self, run_id: str) -> Run:
+        run_id = _run_id(run_id)
+        with self.backend.session(read_only=True) as s:
+            rows = s.query(
+                "SELECT " + _RUN_COLUMNS + " FROM sqltrack.runs WHERE run_id = ?", (run_id,)
+            )
+            if not rows:
+                raise NotFoundError(f"run {run_id} does not exist in {self.uri}")
+            params = dict(s.query("SELECT key, value FROM sqltrack.params WHERE run_id = ?", (run_id,)))
+            metrics = {
+                k: float(v)
+                for k, v in s.query(
+                    "SELECT key, value FROM sqltrack.latest_metrics WHERE run_id = ?", (run_id,)
+                )
+            }
+            tags = dict(s.query("SELECT key, value FROM sqltrack.tags WHERE run_id = ?", (run_id,)))
+        return Run(RunInfo(*rows[0]), params, metrics, tags)
+
+    def search_runs(
+        self,
+        experiment_names: Sequence[str] | None = None,
+        filter_string: str = "",
+        order_by: Sequence[str] | None = None,
+        max_results: int = 1000,
+    ) -> pd.DataFrame:
+        """Runs as a pandas DataFrame with MLflow's columns (``params.<k>``,
+        ``metrics.<k>`` holding the latest value, ``tags.<k>``)."""
+        return search.search_runs(
+            self.backend, experiment_names, filter_string, order_by, max_results
+        )
+
+    def sql(self, query: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run one read-only SQL query against the store; return (column names, rows)."""
+        return search.read_only_query(self.backend, query, params)
+
+    # -- artifacts ------------------------------------------------------------
+    def log_artifact(self, local_path: str | Path, name: str | None = None,
+                     run_id: str | None = None) -> Artifact:
+        run_id = self._current(run_id)
+        return artifacts.log_file(self.backend, run_id, Path(local_path), name)
+
+    def log_artifacts(self, paths: str | Path | Iterable[str | Path],
+                      run_id: str | None = None) -> list[Artifact]:
+        run_id = self._current(run_id)
+        return artifacts.log_files(self.backend, run_id, paths)
+
+    def log_text(self, text: str, name: str, run_id: str | None = None) -> Artifact:
+        if not isinstance(text, str):
+            raise InvalidInputError(f"log_text needs a str, not {type(text).__name__}")
+        run_id = self._current(run_id)
+        return artifacts.log_bytes(self.backend, run_id, text.encode(), name)
+
+    def log_dict(self, obj: Any, name: str, run_id: str | None = None) -> Artifact:
+        run_id = self._current(run_id)
+        return artifacts.log_bytes(self.backend, run_id, artifacts.dump_json(obj, name), name,
+                                   media_type="application/json")
+
+    def log_figure(self, figure: Any, name: str, run_id: str | None = None) -> Artifact:
+        run_id = self._current(run_id)
+        return artifacts.log_bytes(self.backend, run_id, artifacts.figure_png(figure, name), name,
+                                   media_type="image/png")
+
+    def list_artifacts(self, run_id: str | None = None) -> list[Artifact]:
+        return artifacts.list_artifacts(self.backend, self._current(run_id))
+
+    def load_artifact(self, run_id: str, name: str) -> bytes:
+        return artifacts.load(self.backend, _run_id(run_id), name)
+
+    def download_artifact(self, run_id: str, name: str, dst: str | Path) -> Path:
+        return artifacts.download(self.backend, _run_id(run_id), name, Path(dst))
+

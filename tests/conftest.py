@@ -1,0 +1,119 @@
+"""Real engines only: a DuckDB file in tmp_path and a PostgreSQL database made for
+this session (dropped at the end), plus one session-scoped local[2] SparkSession.
+
+PostgreSQL comes from SQLTRACK_TEST_PG_DSN (default postgresql://root@127.0.0.1/test).
+When it is unreachable the PostgreSQL tests skip, except under CI=true, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+os.environ.setdefault("SQLTRACK_LOCK_TIMEOUT", "60")
+
+PG_DSN = os.environ.get("SQLTRACK_TEST_PG_DSN", "postgresql://root@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _pg_admin():  # type: ignore[no-untyped-def]
+    import psycopg
+
+    from sqltrack.backends import parse_uri
+
+    p = parse_uri(PG_DSN)
+    return psycopg.connect(
+        host=p.host or "127.0.0.1", port=p.port or 5432, user=p.user, dbname=p.database,
+        password=p.password, autocommit=True, connect_timeout=5,
+    ), p
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    import duckdb
+
+    lines = [f"duckdb {duckdb.__version__}"]
+    try:
+        conn, _ = _pg_admin()
+        with conn:
+            lines.append("postgresql: " + conn.execute("SELECT version()").fetchone()[0])
+    except Exception as exc:  # report only
+        lines.append(f"postgresql: unreachable at {PG_DSN} ({type(exc).__name__})")
+    return lines
+
+
+@pytest.fixture(scope="session")
+def pg_uri() -> Iterator[str]:
+    """A fresh database for this test session, dropped at the end."""
+    try:
+        conn, p = _pg_admin()
+    except Exception as exc:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL at {PG_DSN} is unreachable in CI: {exc}")
+        pytest.skip(f"PostgreSQL at {PG_DSN} is unreachable: {exc}")
+    name = f"sqltrack_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with conn:
+        conn.execute(f'CREATE DATABASE "{name}"')  # test-only name built above, not user input
+    user = f"{p.user}@" if p.user else ""
+    yield f"postgresql://{user}{p.host or '127.0.0.1'}:{p.port or 5432}/{name}"
+    conn, _ = _pg_admin()
+    with conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _reset_pg(uri: str) -> None:
+    import psycopg
+
+    from sqltrack.backends import parse_uri
+
+    p = parse_uri(uri)
+    with psycopg.connect(host=p.host, port=p.port, user=p.user, dbname=p.database,
+                         autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS sqltrack CASCADE")
+        conn.execute("DROP SCHEMA IF EXISTS sqltrack_data CASCADE")
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store URI on an empty database, for each backend."""
+    if request.param == "duckdb":
+        yield f"duckdb:///{tmp_path / 'store.duckdb'}"
+    else:
+        uri = request.getfixturevalue("pg_uri")
+        _reset_pg(uri)
+        yield uri
+
+
+@pytest.fixture
+def tracker(store_uri: str) -> Iterator[object]:
+    import sqltrack
+
+    t = sqltrack.connect(store_uri)
+    yield t
+    t.close()
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("sqltrack-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
