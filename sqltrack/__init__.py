@@ -14,7 +14,17 @@ or PostgreSQL (the shared team store).
 from __future__ import annotations
 
 from sqltrack import fluent as _fluent
-from sqltrack.entities import ActiveRun, Artifact, Experiment, Metric, Run, RunInfo, RunStatus
+from sqltrack.entities import (
+    ActiveRun,
+    Artifact,
+    Dataset,
+    Experiment,
+    Metric,
+    ModelVersion,
+    Run,
+    RunInfo,
+    RunStatus,
+)
 from sqltrack.errors import (
     BackendError,
     ConflictError,
@@ -40,17 +50,26 @@ get_experiment_by_name = _fluent._forward("get_experiment_by_name")
 get_metric_history = _fluent._forward("get_metric_history")
 get_run = _fluent._forward("get_run")
 list_artifacts = _fluent._forward("list_artifacts")
+list_datasets = _fluent._forward("list_datasets")
 list_experiments = _fluent._forward("list_experiments")
 load_artifact = _fluent._forward("load_artifact")
+load_dataset = _fluent._forward("load_dataset")
+load_spark_model = _fluent._forward("load_spark_model")
 log_artifact = _fluent._forward("log_artifact")
 log_artifacts = _fluent._forward("log_artifacts")
+log_dataset = _fluent._forward("log_dataset")
 log_dict = _fluent._forward("log_dict")
+log_evaluator_metrics = _fluent._forward("log_evaluator_metrics")
+log_feature_transformations = _fluent._forward("log_feature_transformations")
 log_figure = _fluent._forward("log_figure")
 log_metric = _fluent._forward("log_metric")
 log_metric_history = _fluent._forward("log_metric_history")
 log_metrics = _fluent._forward("log_metrics")
+log_model_params = _fluent._forward("log_model_params")
 log_param = _fluent._forward("log_param")
 log_params = _fluent._forward("log_params")
+log_pipeline_stages = _fluent._forward("log_pipeline_stages")
+log_spark_model = _fluent._forward("log_spark_model")
 log_text = _fluent._forward("log_text")
 search_runs = _fluent._forward("search_runs")
 set_experiment = _fluent._forward("set_experiment")
@@ -67,10 +86,12 @@ __all__ = [
     "Artifact",
     "BackendError",
     "ConflictError",
+    "Dataset",
     "Experiment",
     "IntegrityError",
     "InvalidInputError",
     "Metric",
+    "ModelVersion",
     "NotFoundError",
     "Run",
     "RunInfo",
@@ -91,18 +112,27 @@ __all__ = [
     "get_run",
     "get_tracker",
     "list_artifacts",
+    "list_datasets",
     "list_experiments",
     "lm",
     "load_artifact",
+    "load_dataset",
+    "load_spark_model",
     "log_artifact",
     "log_artifacts",
+    "log_dataset",
     "log_dict",
+    "log_evaluator_metrics",
+    "log_feature_transformations",
     "log_figure",
     "log_metric",
     "log_metric_history",
     "log_metrics",
+    "log_model_params",
     "log_param",
     "log_params",
+    "log_pipeline_stages",
+    "log_spark_model",
     "log_text",
     "lp",
     "search_runs",

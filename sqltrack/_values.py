@@ -28,9 +28,7 @@ def step(key: str, value: object) -> int:
     else:
         f = float(value)
         if not math.isfinite(f) or not f.is_integer():
-            raise InvalidInputError(
-                f"metric {key!r}: step {value!r} must be a finite whole number"
-            )
+            raise InvalidInputError(f"metric {key!r}: step {value!r} must be a finite whole number")
         result = int(f)
     if result < 0:
         raise InvalidInputError(f"metric {key!r}: step {result} is negative; steps start at 0")

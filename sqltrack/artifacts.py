@@ -45,9 +45,7 @@ def _check_running(s: Session, run_id: str, uri: str) -> None:
         )
 
 
-def _store(
-    backend: Backend, run_id: str, stream: BinaryIO, name: str, media_type: str
-) -> Artifact:
+def _store(backend: Backend, run_id: str, stream: BinaryIO, name: str, media_type: str) -> Artifact:
     name = validate_key(name, "artifact name")
     with backend.transaction() as s:
         _check_running(s, run_id, backend.uri)
@@ -120,7 +118,9 @@ def dump_json(obj: Any, name: str) -> bytes:
     try:
         return json.dumps(obj, indent=2, sort_keys=True, allow_nan=True).encode()
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"log_dict({name!r}): the object is not JSON-serialisable: {exc}") from exc
+        raise InvalidInputError(
+            f"log_dict({name!r}): the object is not JSON-serialisable: {exc}"
+        ) from exc
 
 
 def figure_png(figure: Any, name: str) -> bytes:
@@ -201,5 +201,3 @@ def download(backend: Backend, run_id: str, name: str, dst: Path) -> Path:
             os.unlink(tmp)
         raise
     return target
-
-

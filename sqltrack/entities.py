@@ -14,8 +14,10 @@ if TYPE_CHECKING:
 __all__ = [
     "ActiveRun",
     "Artifact",
+    "Dataset",
     "Experiment",
     "Metric",
+    "ModelVersion",
     "Run",
     "RunInfo",
     "RunStatus",
@@ -119,4 +121,36 @@ class Artifact:
     media_type: str
     size_bytes: int
     sha256: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A training DataFrame stored as an ordinary SQL table (``table_name``)."""
+
+    dataset_id: int
+    run_id: str
+    name: str
+    table_name: str  # schema-qualified, usable as is in a FROM clause
+    row_count: int
+    size_bytes: int
+    spark_schema: str  # the Spark schema as JSON, field metadata included
+    fingerprint: str  # order-independent content hash, verified on load
+    created_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A fitted Spark model stored in the database, linked to its run and training data."""
+
+    model_id: int
+    run_id: str
+    name: str
+    model_class: str
+    spark_version: str
+    sha256: str
+    size_bytes: int
+    dataset_id: int | None
+    input_schema: str | None
     created_at: datetime

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqltrack.backends import Backend
 from sqltrack.errors import InvalidInputError
+from sqltrack.sqltext import Fragment, compose, join, placeholders
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,19 +47,41 @@ ATTRIBUTES = {
 }
 _TIME_ATTRIBUTES = {"start_time", "end_time"}
 _PREFIXES = {
-    "metrics": "metrics", "metric": "metrics",
-    "params": "params", "param": "params", "parameters": "params",
-    "tags": "tags", "tag": "tags",
-    "attributes": "attributes", "attribute": "attributes", "attr": "attributes", "run": "attributes",
+    "metrics": "metrics",
+    "metric": "metrics",
+    "params": "params",
+    "param": "params",
+    "parameters": "params",
+    "tags": "tags",
+    "tag": "tags",
+    "attributes": "attributes",
+    "attribute": "attributes",
+    "attr": "attributes",
+    "run": "attributes",
 }
-_OPS = {"=": "=", "==": "=", "!=": "<>", "<>": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">=",
-        "LIKE": "LIKE", "ILIKE": "ILIKE", "NOT LIKE": "NOT LIKE", "NOT ILIKE": "NOT ILIKE",
-        "IN": "IN", "NOT IN": "NOT IN"}
+_OPS = {
+    "=": "=",
+    "==": "=",
+    "!=": "<>",
+    "<>": "<>",
+    "<": "<",
+    "<=": "<=",
+    ">": ">",
+    ">=": ">=",
+    "LIKE": "LIKE",
+    "ILIKE": "ILIKE",
+    "NOT LIKE": "NOT LIKE",
+    "NOT ILIKE": "NOT ILIKE",
+    "IN": "IN",
+    "NOT IN": "NOT IN",
+}
+_LISTS = ("IN", "NOT IN")
 
 _TOKEN = re.compile(
     r"""\s*(?:
         (?P<string>'(?:[^']|'')*'|"(?:[^"]|"")*")
-      | (?P<number>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf|infinity|nan)(?![\w.]))
+      | (?P<number>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?
+                    |inf|infinity|nan)(?![\w.]))
       | (?P<op><=|>=|!=|<>|==|=|<|>)
       | (?P<punct>[(),])
       | (?P<field>[A-Za-z_][A-Za-z0-9_]*\.(?:`[^`]+`|"[^"]+"|[A-Za-z0-9_\-./:]+))
@@ -84,7 +107,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
             raise InvalidInputError(
-                f"cannot parse filter {text!r} at position {pos}: {text[pos:pos + 20]!r}; "
+                f"cannot parse filter {text!r} at position {pos}: {text[pos : pos + 20]!r}; "
                 "write clauses like metrics.r2 > 0.5 and params.model = 'rf'"
             )
         kind = m.lastgroup or ""
@@ -96,7 +119,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
 
 
 def _unquote(s: str) -> str:
-    if s[:1] in "`\"" and s[-1:] == s[:1]:
+    if s[:1] in '`"' and s[-1:] == s[:1]:
         return s[1:-1]
     if s[:1] == "'" and s[-1:] == "'":
         return s[1:-1].replace("''", "'")
@@ -229,26 +252,37 @@ def _as_time(v: Any, text: str) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
-_TABLES = {"metrics": "sqltrack.latest_metrics", "params": "sqltrack.params", "tags": "sqltrack.tags"}
+_TABLES = {
+    "metrics": Fragment("sqltrack.latest_metrics"),
+    "params": Fragment("sqltrack.params"),
+    "tags": Fragment("sqltrack.tags"),
+}
 
 
 def _compile(c: Clause) -> tuple[str, list[Any]]:
-    marks = "(" + ", ".join("?" for _ in c.values) + ")" if c.op in ("IN", "NOT IN") else "?"
+    marks = Fragment("(" + placeholders(len(c.values)) + ")" if c.op in _LISTS else "?")
+    op = Fragment(_OPS[c.op])  # c.op is one of the fixed operators
     if c.kind == "attributes":
-        return "r." + ATTRIBUTES[c.key] + " " + c.op + " " + marks, list(c.values)
-    sql = (
-        "EXISTS (SELECT 1 FROM " + _TABLES[c.kind] + " x WHERE x.run_id = r.run_id AND "
-        "x.key = ? AND x.value " + c.op + " " + marks
-    )
+        column = Fragment("r." + ATTRIBUTES[c.key])
+        return compose("{column} {op} {marks}", column=column, op=op, marks=marks), list(c.values)
     params = [c.key, *c.values]
+    nan_guard = Fragment("")
     if c.kind == "metrics" and c.op in ("<", "<=", ">", ">="):
         # Both engines sort NaN above every number; a NaN metric matches no range filter.
-        sql += " AND x.value <> ?"
+        nan_guard = Fragment(" AND x.value <> ?")
         params.append(float("nan"))
-    return sql + ")", params
+    sql = compose(
+        "EXISTS (SELECT 1 FROM {table} x WHERE x.run_id = r.run_id AND x.key = ? "
+        "AND x.value {op} {marks}{nan_guard})",
+        table=_TABLES[c.kind],
+        op=op,
+        marks=marks,
+        nan_guard=nan_guard,
+    )
+    return sql, params
 
 
-def parse_order_by(items: Sequence[str] | None) -> list[tuple[str, list[Any]]]:
+def parse_order_by(items: Sequence[str] | None) -> list[tuple[Fragment, list[Any]]]:
     out = []
     for item in items or ():
         if not isinstance(item, str):
@@ -257,18 +291,22 @@ def parse_order_by(items: Sequence[str] | None) -> list[tuple[str, list[Any]]]:
         assert m
         toks = _tokens(m.group(1))
         if len(toks) != 1:
-            raise InvalidInputError(f"order_by {item!r}: expected one field such as metrics.r2 DESC")
+            raise InvalidInputError(
+                f"order_by {item!r}: expected one field such as metrics.r2 DESC"
+            )
         entity, key = _field(toks[0], item)
         direction = (m.group(2) or "ASC").upper()
         if entity == "attributes":
-            expr, params = "r." + ATTRIBUTES[key], []
+            expr, params = Fragment("r." + ATTRIBUTES[key]), []
         else:
-            expr = (
-                "(SELECT x.value FROM " + _TABLES[entity] + " x WHERE x.run_id = r.run_id "
-                "AND x.key = ?)"
+            expr = Fragment(
+                compose(
+                    "(SELECT x.value FROM {table} x WHERE x.run_id = r.run_id AND x.key = ?)",
+                    table=_TABLES[entity],
+                )
             )
             params = [key]
-        out.append((expr + " " + direction + " NULLS LAST", params))
+        out.append((Fragment(expr + " " + direction + " NULLS LAST"), params))
     return out
 
 
@@ -285,27 +323,32 @@ def search_runs(
         experiment_names = [experiment_names]
     if not isinstance(max_results, int) or max_results < 1:
         raise InvalidInputError(f"max_results {max_results!r} must be a positive integer")
-    where: list[str] = []
+    where: list[Fragment] = []
     params: list[Any] = []
     if experiment_names:
         where.append(
-            "r.experiment_id IN (SELECT experiment_id FROM sqltrack.experiments WHERE name IN ("
-            + ", ".join("?" for _ in experiment_names) + "))"
+            Fragment(
+                compose(
+                    "r.experiment_id IN (SELECT experiment_id FROM sqltrack.experiments "
+                    "WHERE name IN ({marks}))",
+                    marks=placeholders(len(experiment_names)),
+                )
+            )
         )
         params.extend(experiment_names)
     for clause in parse_filter(filter_string or ""):
         sql, p = _compile(clause)
-        where.append(sql)
+        where.append(Fragment(sql))
         params.extend(p)
     order = parse_order_by(order_by)
-    order_sql = [o for o, _ in order] + ["r.start_time DESC", "r.run_id"]
+    order_sql = [o for o, _ in order] + [Fragment("r.start_time DESC"), Fragment("r.run_id")]
     for _, p in order:
         params.extend(p)
-    query = (
+    query = compose(
         "SELECT r.run_id, r.experiment_id, r.run_name, r.status, r.start_time, r.end_time, "
-        "r.user_name FROM sqltrack.runs r"
-        + (" WHERE " + " AND ".join(where) if where else "")
-        + " ORDER BY " + ", ".join(order_sql) + " LIMIT ?"
+        "r.user_name FROM sqltrack.runs r {where} ORDER BY {order} LIMIT ?",
+        where=Fragment("WHERE " + join(" AND ", where)) if where else Fragment(""),
+        order=join(", ", order_sql),
     )
     params.append(max_results)
     with backend.session(read_only=True) as s:
@@ -314,19 +357,22 @@ def search_runs(
         extra: dict[str, dict[str, Any]] = {i: {} for i in ids}
         for start in range(0, len(ids), 1000):
             part = ids[start : start + 1000]
-            marks = ", ".join("?" for _ in part)
-            for prefix, table in (("params.", "sqltrack.params"),
-                                  ("metrics.", "sqltrack.latest_metrics"),
-                                  ("tags.", "sqltrack.tags")):
+            for prefix, kind in (("params.", "params"), ("metrics.", "metrics"), ("tags.", "tags")):
                 for run_id, key, value in s.query(
-                    "SELECT run_id, key, value FROM " + table + " WHERE run_id IN (" + marks + ")",
+                    compose(
+                        "SELECT run_id, key, value FROM {table} WHERE run_id IN ({marks})",
+                        table=_TABLES[kind],
+                        marks=placeholders(len(part)),
+                    ),
                     part,
                 ):
                     extra[run_id][prefix + key] = value
     base = ["run_id", "experiment_id", "run_name", "status", "start_time", "end_time", "user"]
     records = [dict(zip(base, r, strict=True)) | extra[r[0]] for r in runs]
-    dynamic = sorted({k for e in extra.values() for k in e},
-                     key=lambda k: (("params.", "metrics.", "tags.").index(k[: k.index(".") + 1]), k))
+    dynamic = sorted(
+        {k for e in extra.values() for k in e},
+        key=lambda k: (("params.", "metrics.", "tags.").index(k[: k.index(".") + 1]), k),
+    )
     frame = pd.DataFrame.from_records(records, columns=base + dynamic)
     for col in ("start_time", "end_time"):
         frame[col] = pd.to_datetime(frame[col], utc=True)

@@ -17,13 +17,24 @@ from typing import TYPE_CHECKING, Any
 
 from sqltrack import _context, _values, artifacts, config, schema, search
 from sqltrack.backends import Backend, Session, open_backend
-from sqltrack.entities import ActiveRun, Artifact, Experiment, Metric, Run, RunInfo, RunStatus
+from sqltrack.entities import (
+    ActiveRun,
+    Artifact,
+    Dataset,
+    Experiment,
+    Metric,
+    ModelVersion,
+    Run,
+    RunInfo,
+    RunStatus,
+)
 from sqltrack.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
 )
 from sqltrack.identifiers import validate_key, validate_value
+from sqltrack.sqltext import Fragment, compose
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["Tracker", "connect"]
 
 DEFAULT_EXPERIMENT = "Default"
-_RUN_COLUMNS = (
+_RUN_COLUMNS = Fragment(
     "run_id, experiment_id, run_name, status, user_name, start_time, end_time, "
     "parent_run_id, host_name, source_name, source_type, git_commit"
 )
@@ -61,8 +72,10 @@ def _experiment_name(name: object) -> str:
 
 
 def _run_id(run_id: object) -> str:
-    if not isinstance(run_id, str) or len(run_id) != 32 or not all(
-        c in "0123456789abcdef" for c in run_id
+    if (
+        not isinstance(run_id, str)
+        or len(run_id) != 32
+        or not all(c in "0123456789abcdef" for c in run_id)
     ):
         raise InvalidInputError(
             f"run id {run_id!r} is not a run id (32 lowercase hexadecimal characters)"
@@ -70,7 +83,9 @@ def _run_id(run_id: object) -> str:
     return run_id
 
 
-def _pairs(items: Mapping[str, Any] | Iterable[tuple[str, Any]], what: str) -> list[tuple[str, Any]]:
+def _pairs(
+    items: Mapping[str, Any] | Iterable[tuple[str, Any]], what: str
+) -> list[tuple[str, Any]]:
     if isinstance(items, Mapping):
         return list(items.items())
     try:
@@ -112,8 +127,10 @@ class Tracker:
     def create_experiment(self, name: str, tags: Mapping[str, Any] | None = None) -> int:
         """Create the experiment (or find it by name) and make it the active one."""
         name = _experiment_name(name)
-        tag_pairs = [(validate_key(k, "tag key"), validate_value(v, f"tag {k!r}"))
-                     for k, v in (tags or {}).items()]
+        tag_pairs = [
+            (validate_key(k, "tag key"), validate_value(v, f"tag {k!r}"))
+            for k, v in (tags or {}).items()
+        ]
         with self.backend.transaction() as s:
             s.execute(
                 "INSERT INTO sqltrack.experiments (name, created_by) VALUES (?, ?) "
@@ -143,9 +160,11 @@ class Tracker:
     def _experiments(self, where: str, params: Sequence[Any]) -> list[Experiment]:
         with self.backend.session(read_only=True) as s:
             rows = s.query(
-                "SELECT experiment_id, name, created_at, created_by FROM sqltrack.experiments "
-                + where
-                + " ORDER BY experiment_id",
+                compose(
+                    "SELECT experiment_id, name, created_at, created_by "
+                    "FROM sqltrack.experiments {where} ORDER BY experiment_id",
+                    where=Fragment(where),
+                ),
                 params,
             )
             tags: dict[int, dict[str, str]] = {}
@@ -212,8 +231,10 @@ class Tracker:
         if run_name is None:
             run_name = f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{run_id[:4]}"
         run_name = validate_value(run_name, "run name")
-        tag_pairs = [(validate_key(k, "tag key"), validate_value(v, f"tag {k!r}"))
-                     for k, v in (tags or {}).items()]
+        tag_pairs = [
+            (validate_key(k, "tag key"), validate_value(v, f"tag {k!r}"))
+            for k, v in (tags or {}).items()
+        ]
         source_name, source_type = _context.source()
         commit = _context.git_commit(source_name)
         with self.backend.transaction() as s:
@@ -222,8 +243,11 @@ class Tracker:
             ):
                 raise NotFoundError(f"parent run {parent_run_id} does not exist in {self.uri}")
             s.execute(
-                "INSERT INTO sqltrack.runs (" + _RUN_COLUMNS + ") VALUES "
-                "(?, ?, ?, 'RUNNING', ?, ?, NULL, ?, ?, ?, ?, ?)",
+                compose(
+                    "INSERT INTO sqltrack.runs ({cols}) VALUES "
+                    "(?, ?, ?, 'RUNNING', ?, ?, NULL, ?, ?, ?, ?, ?)",
+                    cols=_RUN_COLUMNS,
+                ),
                 (
                     run_id,
                     experiment_id,
@@ -404,7 +428,9 @@ class Tracker:
         run_id = self._current(run_id)
         for key, value in _pairs(metrics, "metrics"):
             key = validate_key(key, "metric key")
-            rows.append((run_id, key, _values.metric_value(key, value), _values.step(key, step), ts))
+            rows.append(
+                (run_id, key, _values.metric_value(key, value), _values.step(key, step), ts)
+            )
         self._insert_metric_rows(run_id, rows)
 
     def log_metric_history(
@@ -418,12 +444,16 @@ class Tracker:
         key = validate_key(key, "metric key")
         run_id = self._current(run_id)
         if steps is not None and len(steps) != len(values):
-            raise InvalidInputError(
-                f"metric {key!r}: {len(values)} values but {len(steps)} steps"
-            )
+            raise InvalidInputError(f"metric {key!r}: {len(values)} values but {len(steps)} steps")
         ts = datetime.now(timezone.utc)
         rows = [
-            (run_id, key, _values.metric_value(key, v), _values.step(key, steps[i] if steps else i), ts)
+            (
+                run_id,
+                key,
+                _values.metric_value(key, v),
+                _values.step(key, steps[i] if steps else i),
+                ts,
+            )
             for i, v in enumerate(values)
         ]
         self._insert_metric_rows(run_id, rows)
@@ -433,9 +463,7 @@ class Tracker:
             return
         with self.backend.transaction() as s:
             self._check_running(s, run_id)
-            s.insert_rows(
-                "sqltrack.metrics", ("run_id", "key", "value", "step", "timestamp"), rows
-            )
+            s.insert_rows("sqltrack.metrics", ("run_id", "key", "value", "step", "timestamp"), rows)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         run_id = _run_id(run_id)
@@ -465,8 +493,10 @@ class Tracker:
         self.set_tags({key: value}, run_id=run_id)
 
     def set_tags(self, tags: Mapping[str, Any], run_id: str | None = None) -> None:
-        pairs = [(validate_key(k, "tag key"), validate_value(v, f"tag {k!r}"))
-                 for k, v in _pairs(tags, "tags")]
+        pairs = [
+            (validate_key(k, "tag key"), validate_value(v, f"tag {k!r}"))
+            for k, v in _pairs(tags, "tags")
+        ]
         run_id = self._current(run_id)
         with self.backend.transaction() as s:
             if not s.query("SELECT 1 FROM sqltrack.runs WHERE run_id = ?", (run_id,)):
@@ -499,11 +529,14 @@ class Tracker:
         run_id = _run_id(run_id)
         with self.backend.session(read_only=True) as s:
             rows = s.query(
-                "SELECT " + _RUN_COLUMNS + " FROM sqltrack.runs WHERE run_id = ?", (run_id,)
+                compose("SELECT {cols} FROM sqltrack.runs WHERE run_id = ?", cols=_RUN_COLUMNS),
+                (run_id,),
             )
             if not rows:
                 raise NotFoundError(f"run {run_id} does not exist in {self.uri}")
-            params = dict(s.query("SELECT key, value FROM sqltrack.params WHERE run_id = ?", (run_id,)))
+            params = dict(
+                s.query("SELECT key, value FROM sqltrack.params WHERE run_id = ?", (run_id,))
+            )
             metrics = {
                 k: float(v)
                 for k, v in s.query(
@@ -526,18 +559,22 @@ class Tracker:
             self.backend, experiment_names, filter_string, order_by, max_results
         )
 
-    def sql(self, query: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def sql(
+        self, query: str, params: Sequence[Any] = ()
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run one read-only SQL query against the store; return (column names, rows)."""
         return search.read_only_query(self.backend, query, params)
 
     # -- artifacts ------------------------------------------------------------
-    def log_artifact(self, local_path: str | Path, name: str | None = None,
-                     run_id: str | None = None) -> Artifact:
+    def log_artifact(
+        self, local_path: str | Path, name: str | None = None, run_id: str | None = None
+    ) -> Artifact:
         run_id = self._current(run_id)
         return artifacts.log_file(self.backend, run_id, Path(local_path), name)
 
-    def log_artifacts(self, paths: str | Path | Iterable[str | Path],
-                      run_id: str | None = None) -> list[Artifact]:
+    def log_artifacts(
+        self, paths: str | Path | Iterable[str | Path], run_id: str | None = None
+    ) -> list[Artifact]:
         run_id = self._current(run_id)
         return artifacts.log_files(self.backend, run_id, paths)
 
@@ -549,13 +586,19 @@ class Tracker:
 
     def log_dict(self, obj: Any, name: str, run_id: str | None = None) -> Artifact:
         run_id = self._current(run_id)
-        return artifacts.log_bytes(self.backend, run_id, artifacts.dump_json(obj, name), name,
-                                   media_type="application/json")
+        return artifacts.log_bytes(
+            self.backend,
+            run_id,
+            artifacts.dump_json(obj, name),
+            name,
+            media_type="application/json",
+        )
 
     def log_figure(self, figure: Any, name: str, run_id: str | None = None) -> Artifact:
         run_id = self._current(run_id)
-        return artifacts.log_bytes(self.backend, run_id, artifacts.figure_png(figure, name), name,
-                                   media_type="image/png")
+        return artifacts.log_bytes(
+            self.backend, run_id, artifacts.figure_png(figure, name), name, media_type="image/png"
+        )
 
     def list_artifacts(self, run_id: str | None = None) -> list[Artifact]:
         return artifacts.list_artifacts(self.backend, self._current(run_id))
@@ -566,3 +609,83 @@ class Tracker:
     def download_artifact(self, run_id: str, name: str, dst: str | Path) -> Path:
         return artifacts.download(self.backend, _run_id(run_id), name, Path(dst))
 
+    # -- datasets (sqltrack.datasets; Spark is imported there, never here) ------
+    def log_dataset(
+        self,
+        df: Any,
+        name: str = "training",
+        run_id: str | None = None,
+        *,
+        mode: str = "append",
+        keep_order: bool = False,
+    ) -> Dataset:
+        """Store a Spark DataFrame as an immutable SQL table of the run (issue: datasets)."""
+        from sqltrack import datasets
+
+        return datasets.log_dataset(
+            self, df, name, self._current(run_id), mode=mode, keep_order=keep_order
+        )
+
+    def load_dataset(self, spark: Any, run_id: str, name: str = "training") -> Any:
+        """Reload a run's dataset as a DataFrame equal to the one logged."""
+        from sqltrack import datasets
+
+        return datasets.load_dataset(self, spark, _run_id(run_id), name)
+
+    def list_datasets(self, run_id: str | None = None) -> list[Dataset]:
+        from sqltrack import datasets
+
+        return datasets.list_datasets(self, None if run_id is None else _run_id(run_id))
+
+    # -- Spark ML governance (sqltrack.governance, sqltrack.models) -------------
+    def log_pipeline_stages(self, pipeline: Any, run_id: str | None = None) -> Any:
+        from sqltrack import governance
+
+        return governance.log_pipeline_stages(self, pipeline, self._current(run_id))
+
+    def log_feature_transformations(self, pipeline: Any, run_id: str | None = None) -> Any:
+        from sqltrack import governance
+
+        return governance.log_feature_transformations(self, pipeline, self._current(run_id))
+
+    def log_model_params(self, model: Any, run_id: str | None = None) -> Any:
+        from sqltrack import governance
+
+        return governance.log_model_params(self, model, self._current(run_id))
+
+    def log_evaluator_metrics(
+        self,
+        predictions: Any,
+        label_col: str = "label",
+        kind: str = "binary",
+        prediction_col: str = "prediction",
+        probability_col: str = "probability",
+        run_id: str | None = None,
+    ) -> dict[str, float]:
+        from sqltrack import governance
+
+        return governance.log_evaluator_metrics(
+            self,
+            predictions,
+            self._current(run_id),
+            label_col=label_col,
+            kind=kind,
+            prediction_col=prediction_col,
+            probability_col=probability_col,
+        )
+
+    def log_spark_model(
+        self,
+        model: Any,
+        name: str = "model",
+        run_id: str | None = None,
+        dataset: str | None = None,
+    ) -> ModelVersion:
+        from sqltrack import models
+
+        return models.log_spark_model(self, model, name, self._current(run_id), dataset=dataset)
+
+    def load_spark_model(self, run_id: str, name: str = "model") -> Any:
+        from sqltrack import models
+
+        return models.load_spark_model(self, _run_id(run_id), name)

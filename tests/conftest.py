@@ -31,8 +31,13 @@ def _pg_admin():  # type: ignore[no-untyped-def]
 
     p = parse_uri(PG_DSN)
     return psycopg.connect(
-        host=p.host or "127.0.0.1", port=p.port or 5432, user=p.user, dbname=p.database,
-        password=p.password, autocommit=True, connect_timeout=5,
+        host=p.host or "127.0.0.1",
+        port=p.port or 5432,
+        user=p.user,
+        dbname=p.database,
+        password=p.password,
+        autocommit=True,
+        connect_timeout=5,
     ), p
 
 
@@ -74,8 +79,9 @@ def _reset_pg(uri: str) -> None:
     from sqltrack.backends import parse_uri
 
     p = parse_uri(uri)
-    with psycopg.connect(host=p.host, port=p.port, user=p.user, dbname=p.database,
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        host=p.host, port=p.port, user=p.user, dbname=p.database, autocommit=True
+    ) as conn:
         conn.execute("DROP SCHEMA IF EXISTS sqltrack CASCADE")
         conn.execute("DROP SCHEMA IF EXISTS sqltrack_data CASCADE")
 

@@ -137,4 +137,3 @@ def open_backend(uri: str) -> Backend:
     from sqltrack.backends.postgres import PostgresBackend
 
     return PostgresBackend(parsed)
-

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqltrack import config
+from sqltrack import config, sqltext
 from sqltrack.backends import Capabilities, ParsedURI
 from sqltrack.errors import (
     BackendError,
@@ -31,7 +31,7 @@ from sqltrack.errors import (
     StoreBusyError,
     TerminalBackendError,
 )
-from sqltrack.identifiers import quote_ident, quote_literal
+from sqltrack.identifiers import quote_literal
 
 if TYPE_CHECKING:
     import duckdb
@@ -101,8 +101,13 @@ class DuckDBSession:
         view = f"_sqltrack_ins_{threading.get_ident()}"
         self._con.register(view, batch)
         try:
-            cols = ", ".join(quote_ident(c) for c in columns)
-            sql = "INSERT INTO " + table + " (" + cols + ") SELECT " + cols + " FROM " + view
+            cols = sqltext.join(", ", (sqltext.ident(c, plain=False) for c in columns))
+            sql = sqltext.compose(
+                "INSERT INTO {table} ({cols}) SELECT {cols} FROM {view}",
+                table=sqltext.ident(*table.split(".")),
+                cols=cols,
+                view=sqltext.ident(view),
+            )
             self._run(sql, ())
         finally:
             self._con.unregister(view)

@@ -89,7 +89,9 @@ def emit(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "tabl
     line = "  ".join(c.ljust(widths[i]) for i, c in enumerate(columns)).rstrip()
     out.write(line + "\n" + "  ".join("-" * w for w in widths) + "\n")
     for row in text:
-        cells = [(v if len(v) <= 60 else v[:57] + "...").ljust(widths[i]) for i, v in enumerate(row)]
+        cells = [
+            (v if len(v) <= 60 else v[:57] + "...").ljust(widths[i]) for i, v in enumerate(row)
+        ]
         out.write("  ".join(cells).rstrip() + "\n")
     out.write(f"({len(rows)} row{'s' if len(rows) != 1 else ''})\n")
 
@@ -106,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Database-native ML tracking: runs, metrics, models and training data "
         "as SQL tables.",
         epilog="Settings: --uri, else SQLTRACK_URI, else duckdb:///sqltrack.duckdb. "
-        "Example: sqltrack runs --experiment demo --filter \"metrics.r2 > 0.5\"",
+        'Example: sqltrack runs --experiment demo --filter "metrics.r2 > 0.5"',
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for cmd in sorted(COMMANDS.values(), key=lambda c: c.name):
@@ -117,11 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
             epilog="Example: " + cmd.example,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        p.add_argument("--uri", default=None, help="store URI (default: SQLTRACK_URI or "
-                       "duckdb:///sqltrack.duckdb)")
+        p.add_argument(
+            "--uri",
+            default=None,
+            help="store URI (default: SQLTRACK_URI or duckdb:///sqltrack.duckdb)",
+        )
         if cmd.formats:
-            p.add_argument("--format", choices=("table", "csv", "json"), default="table",
-                           help="output format (default: table)")
+            p.add_argument(
+                "--format",
+                choices=("table", "csv", "json"),
+                default="table",
+                help="output format (default: table)",
+            )
         cmd.configure(p)
         p.set_defaults(_run=cmd.run)
     return parser
