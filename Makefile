@@ -9,7 +9,7 @@ export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 PG_TEST_DSN ?= postgresql://root@127.0.0.1:5432/test
 
-.PHONY: install install-test demo test lint pg-up bench clean
+.PHONY: install install-test demo test lint pg-up browser bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,10 +36,14 @@ pg-up:
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
 	  echo "PostgreSQL is not answering on 127.0.0.1:5432" >&2; exit 1
 
+# Headless Chromium for the report's browser test (Debian package `chromium`).
+browser:
+	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
 demo: install
 	$(BIN)/sqltrack demo
 
-test: install-test pg-up
+test: install-test pg-up browser
 	SQLTRACK_TEST_PG_DSN=$(PG_TEST_DSN) $(BIN)/python -m pytest -q
 
 lint: install-test
