@@ -35,7 +35,12 @@ def validate_key(key: object, what: str = "key") -> str:
         raise InvalidInputError(
             f"{what} {key!r} has characters outside letters, digits and '_-. /:'; rename it"
         )
-    if key.startswith("/") or posixpath.normpath(key) != key or key == ".":
+    if (
+        key.startswith("/")
+        or posixpath.normpath(key) != key
+        or key == "."
+        or ".." in key.split("/")
+    ):
         raise InvalidInputError(
             f"{what} {key!r} must be a normalised relative path (no leading '/', no '..', "
             "no '//', no trailing '/')"
