@@ -37,18 +37,34 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 
 
+ConfigureFn = Callable[[argparse.ArgumentParser], None]
+RunFn = Callable[[argparse.Namespace], "int | None"]
+
+
+class CommandBuilder:
+    """What ``@command(...)`` turns a configure function into; ``@x.runner`` completes it."""
+
+    def __init__(
+        self, name: str, help: str, example: str, formats: bool, configure: ConfigureFn
+    ) -> None:
+        self.name, self.help, self.example = name, help, example
+        self.formats, self.configure = formats, configure
+
+    def runner(self, run: RunFn) -> RunFn:
+        COMMANDS[self.name] = Command(
+            self.name, self.help, self.example, self.configure, run, self.formats
+        )
+        return run
+
+
 def command(
     name: str, help: str, example: str, *, formats: bool = True
-) -> Callable[[Callable[[argparse.ArgumentParser], None]], Callable[..., Any]]:
-    """Register a command: decorate ``configure(parser)`` and give ``run`` via ``.runner``."""
+) -> Callable[[ConfigureFn], CommandBuilder]:
+    """Register a command: decorate ``configure(parser)``, then its ``run(args)`` with
+    ``@<configure>.runner``. ``example`` is shown in the command's help."""
 
-    def wrap(configure: Callable[[argparse.ArgumentParser], None]) -> Any:
-        def runner(run: Callable[[argparse.Namespace], int | None]) -> Any:
-            COMMANDS[name] = Command(name, help, example, configure, run, formats)
-            return run
-
-        configure.runner = runner  # type: ignore[attr-defined]
-        return configure
+    def wrap(configure: ConfigureFn) -> CommandBuilder:
+        return CommandBuilder(name, help, example, formats, configure)
 
     return wrap
 
