@@ -95,7 +95,7 @@ def _pairs(
     for p in pairs:
         if len(p) != 2:
             raise InvalidInputError(f"{what}: {p!r} is not a (key, value) pair")
-    return pairs  # type: ignore[return-value]
+    return pairs
 
 
 class Tracker:
