@@ -15,6 +15,7 @@ import mimetypes
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -22,10 +23,80 @@ from sqltrack.backends import Backend, Session
 from sqltrack.entities import Artifact
 from sqltrack.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
 from sqltrack.identifiers import validate_key
+from sqltrack.sqltext import Fragment, compose
 
-__all__ = ["CHUNK_SIZE", "download", "list_artifacts", "load", "log_bytes", "log_file"]
+__all__ = [
+    "CHUNK_SIZE",
+    "ChunkTable",
+    "download",
+    "list_artifacts",
+    "load",
+    "log_bytes",
+    "log_file",
+    "read_chunks",
+    "write_chunks",
+]
 
 CHUNK_SIZE = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ChunkTable:
+    """A table of ``(<owner>, chunk_index, data)`` rows holding one blob per owner id;
+    shared by artifacts and stored models."""
+
+    table: Fragment  # e.g. sqltrack.artifact_chunks
+    owner: Fragment  # e.g. artifact_id
+
+
+ARTIFACT_CHUNKS = ChunkTable(Fragment("sqltrack.artifact_chunks"), Fragment("artifact_id"))
+
+
+def write_chunks(
+    s: Session, chunks: ChunkTable, owner_id: int, stream: BinaryIO
+) -> tuple[int, str, int]:
+    """Insert ``stream`` as chunks of ``owner_id`` inside the caller's transaction,
+    hashing as it goes; return ``(size_bytes, sha256, chunk_count)``."""
+    sql = compose(
+        "INSERT INTO {table} ({owner}, chunk_index, data) VALUES (?, ?, ?)",
+        table=chunks.table,
+        owner=chunks.owner,
+    )
+    digest = hashlib.sha256()
+    size = 0
+    index = 0
+    for block in iter(lambda: stream.read(CHUNK_SIZE), b""):
+        digest.update(block)
+        size += len(block)
+        s.execute(sql, (owner_id, index, block))
+        index += 1
+    return size, digest.hexdigest(), index
+
+
+def read_chunks(
+    backend: Backend, chunks: ChunkTable, owner_id: int, count: int, sha256: str, what: str
+) -> Iterator[bytes]:
+    """Yield the ``count`` chunks of ``owner_id`` in order, one query per chunk, then
+    verify the sha256 recorded at write time (``what`` names the blob in errors)."""
+    sql = compose(
+        "SELECT data FROM {table} WHERE {owner} = ? AND chunk_index = ?",
+        table=chunks.table,
+        owner=chunks.owner,
+    )
+    digest = hashlib.sha256()
+    for index in range(count):
+        with backend.session(read_only=True) as s:
+            rows = s.query(sql, (owner_id, index))
+        if not rows:
+            raise IntegrityError(f"{what}: chunk {index} is missing")
+        block = bytes(rows[0][0])
+        digest.update(block)
+        yield block
+    if digest.hexdigest() != sha256:
+        raise IntegrityError(
+            f"{what}: sha256 {digest.hexdigest()} does not match the recorded {sha256}; "
+            "the stored bytes were altered"
+        )
 
 
 def _media_type(name: str, default: str | None = None) -> str:
@@ -67,22 +138,11 @@ def _store(backend: Backend, run_id: str, stream: BinaryIO, name: str, media_typ
             "chunk_count) VALUES (?, ?, ?, 0, '', 0) RETURNING artifact_id",
             (run_id, name, media_type),
         )[0][0]
-        digest = hashlib.sha256()
-        size = 0
-        index = 0
-        for block in iter(lambda: stream.read(CHUNK_SIZE), b""):
-            digest.update(block)
-            size += len(block)
-            s.execute(
-                "INSERT INTO sqltrack.artifact_chunks (artifact_id, chunk_index, data) "
-                "VALUES (?, ?, ?)",
-                (artifact_id, index, block),
-            )
-            index += 1
+        size, sha256, count = write_chunks(s, ARTIFACT_CHUNKS, artifact_id, stream)
         s.execute(
             "UPDATE sqltrack.artifacts SET size_bytes = ?, sha256 = ?, chunk_count = ? "
             "WHERE artifact_id = ?",
-            (size, digest.hexdigest(), index, artifact_id),
+            (size, sha256, count, artifact_id),
         )
         return _get(s, run_id, name, backend.uri)
 
@@ -161,24 +221,14 @@ def _chunks(backend: Backend, run_id: str, name: str) -> Iterator[bytes]:
         count = s.query(
             "SELECT chunk_count FROM sqltrack.artifacts WHERE artifact_id = ?", (art.artifact_id,)
         )[0][0]
-    digest = hashlib.sha256()
-    for index in range(count):
-        with backend.session(read_only=True) as s:
-            rows = s.query(
-                "SELECT data FROM sqltrack.artifact_chunks WHERE artifact_id = ? AND "
-                "chunk_index = ?",
-                (art.artifact_id, index),
-            )
-        if not rows:
-            raise IntegrityError(f"artifact {name!r} of run {run_id}: chunk {index} is missing")
-        block = bytes(rows[0][0])
-        digest.update(block)
-        yield block
-    if digest.hexdigest() != art.sha256:
-        raise IntegrityError(
-            f"artifact {name!r} of run {run_id}: sha256 {digest.hexdigest()} does not match the "
-            f"recorded {art.sha256}; the stored bytes were altered"
-        )
+    yield from read_chunks(
+        backend,
+        ARTIFACT_CHUNKS,
+        art.artifact_id,
+        count,
+        art.sha256,
+        f"artifact {name!r} of run {run_id}",
+    )
 
 
 def load(backend: Backend, run_id: str, name: str) -> bytes:
