@@ -371,21 +371,24 @@ class Tracker:
         run_id = self._current(run_id)
         with self.backend.transaction() as s:
             self._check_running(s, run_id)
-            for key, text in wanted.items():
-                s.execute(
-                    "INSERT INTO sqltrack.params (run_id, key, value) VALUES (?, ?, ?) "
-                    "ON CONFLICT (run_id, key) DO NOTHING",
-                    (run_id, key, text),
-                )
-            stored = dict(
-                s.query("SELECT key, value FROM sqltrack.params WHERE run_id = ?", (run_id,))
+            self._write_params(s, run_id, wanted)
+
+    def _write_params(self, s: Session, run_id: str, wanted: Mapping[str, str]) -> None:
+        """Insert validated params inside the caller's transaction (governance helpers
+        log their rows and params together); a changed value raises ConflictError."""
+        for key, text in wanted.items():
+            s.execute(
+                "INSERT INTO sqltrack.params (run_id, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (run_id, key) DO NOTHING",
+                (run_id, key, text),
             )
-            for key, text in wanted.items():
-                if stored.get(key) != text:
-                    raise ConflictError(
-                        f"param {key!r} of run {run_id} is already {stored.get(key)!r}; cannot "
-                        f"change it to {text!r}. Params are immutable: log it under another key"
-                    )
+        stored = dict(s.query("SELECT key, value FROM sqltrack.params WHERE run_id = ?", (run_id,)))
+        for key, text in wanted.items():
+            if stored.get(key) != text:
+                raise ConflictError(
+                    f"param {key!r} of run {run_id} is already {stored.get(key)!r}; cannot "
+                    f"change it to {text!r}. Params are immutable: log it under another key"
+                )
 
     # -- metrics --------------------------------------------------------------
     def log_metric(
