@@ -151,6 +151,10 @@ class PostgresBackend:
             "dbname": p.database or (p.user or "postgres"),
             "connect_timeout": int(float(config.get("connect_timeout"))),
             "application_name": "sqltrack",
+            # sqltrack's queries are short index lookups; when the planner's cost crosses
+            # jit_above_cost, JIT compilation (0.1-0.3 s) dwarfs them. A URI query
+            # ``?options=...`` replaces this.
+            "options": "-c jit=off",
         }
         if p.user:
             info["user"] = p.user
