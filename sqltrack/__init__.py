@@ -43,12 +43,14 @@ from sqltrack.tracking import Tracker, connect
 __version__ = "0.1.0"
 
 active_run = _fluent._forward("active_run")
+compare_runs = _fluent._forward("compare_runs")
 create_experiment = _fluent._forward("create_experiment")
 download_artifact = _fluent._forward("download_artifact")
 end_run = _fluent._forward("end_run")
 get_experiment_by_name = _fluent._forward("get_experiment_by_name")
 get_metric_history = _fluent._forward("get_metric_history")
 get_run = _fluent._forward("get_run")
+lineage = _fluent._forward("lineage")
 list_artifacts = _fluent._forward("list_artifacts")
 list_datasets = _fluent._forward("list_datasets")
 list_experiments = _fluent._forward("list_experiments")
@@ -78,6 +80,7 @@ set_tags = _fluent._forward("set_tags")
 start_run = _fluent._forward("start_run")
 start_timer = _fluent._forward("start_timer")
 stop_and_log_timer = _fluent._forward("stop_and_log_timer")
+write_report = _fluent._forward("write_report")
 lp = log_param
 lm = log_metric
 
@@ -103,6 +106,7 @@ __all__ = [
     "Tracker",
     "TransientBackendError",
     "active_run",
+    "compare_runs",
     "connect",
     "create_experiment",
     "download_artifact",
@@ -111,6 +115,7 @@ __all__ = [
     "get_metric_history",
     "get_run",
     "get_tracker",
+    "lineage",
     "list_artifacts",
     "list_datasets",
     "list_experiments",
@@ -143,4 +148,5 @@ __all__ = [
     "start_run",
     "start_timer",
     "stop_and_log_timer",
+    "write_report",
 ]

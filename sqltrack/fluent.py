@@ -49,12 +49,14 @@ def _forward(name: str) -> Any:
 
 FORWARDED = (
     "active_run",
+    "compare_runs",
     "create_experiment",
     "download_artifact",
     "end_run",
     "get_experiment_by_name",
     "get_metric_history",
     "get_run",
+    "lineage",
     "list_artifacts",
     "list_datasets",
     "list_experiments",
@@ -84,4 +86,5 @@ FORWARDED = (
     "start_run",
     "start_timer",
     "stop_and_log_timer",
+    "write_report",
 )

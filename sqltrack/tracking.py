@@ -39,6 +39,8 @@ from sqltrack.sqltext import Fragment, compose
 if TYPE_CHECKING:
     import pandas as pd
 
+    from sqltrack.audit import Comparison, Lineage
+
 __all__ = ["Tracker", "connect"]
 
 DEFAULT_EXPERIMENT = "Default"
@@ -692,3 +694,31 @@ class Tracker:
         from sqltrack import models
 
         return models.load_spark_model(self, _run_id(run_id), name)
+
+    # -- audit and report (sqltrack.audit, sqltrack.report) ----------------------
+    def compare_runs(self, run_ids: Sequence[str]) -> Comparison:
+        """Params and latest metrics of two or more runs side by side, differences marked
+        (a :class:`sqltrack.audit.Comparison`)."""
+        from sqltrack import audit
+
+        return audit.compare_runs(self, run_ids)
+
+    def lineage(self, run_id: str) -> Lineage:
+        """Who ran what code on which data, and the models it stored
+        (a :class:`sqltrack.audit.Lineage`, read from ``sqltrack.run_lineage``)."""
+        from sqltrack import audit
+
+        return audit.lineage(self, _run_id(run_id))
+
+    def write_report(
+        self,
+        out_dir: str | Path,
+        experiment: str | None = None,
+        *,
+        metric: str | None = None,
+        progress: Any = None,
+    ) -> Path:
+        """Write the self-contained HTML report into ``out_dir``; return its ``index.html``."""
+        from sqltrack import report
+
+        return report.write_report(self, out_dir, experiment, metric=metric, progress=progress)

@@ -1,0 +1,521 @@
+"""The documented context of each report page: one frozen dataclass per page.
+
+Templates read only these fields (Jinja2 runs with ``StrictUndefined``, so a
+misspelt field fails the render instead of printing nothing). Every page has:
+
+- :class:`IndexPage` — ``index.html`` when the report covers several experiments;
+- :class:`ExperimentPage` — an experiment's runs table and charts (``index.html`` when
+  the report covers one experiment, else ``experiment-<id>.html``);
+- :class:`RunPage` — ``runs/<run_id>.html``, everything about one run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from markupsafe import Markup
+
+from sqltrack.entities import Experiment, RunInfo
+from sqltrack.report import svg
+from sqltrack.report._data import ExperimentData
+
+__all__ = [
+    "ArtifactView",
+    "Cell",
+    "Chart",
+    "DatasetView",
+    "ExperimentLink",
+    "ExperimentPage",
+    "IndexPage",
+    "ModelView",
+    "RunPage",
+    "RunRow",
+    "build_experiment_page",
+    "build_run_page",
+]
+
+MAX_PARAM_COLUMNS = 12  # params shown in the runs table (those that vary first)
+MAX_METRIC_COLUMNS = 12  # metrics shown in the runs table (the most logged first)
+MAX_COMPARED_RUNS = 10  # runs drawn in the side-by-side and history charts
+MAX_HYPER_CHARTS = 6  # metric-against-hyperparameter charts
+MAX_HISTORY_CHARTS = 6  # metric history charts on the experiment page
+_LOWER_IS_BETTER = re.compile(r"loss|err|rmse|mse|mae|mape|time|duration|seconds", re.I)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A table cell: ``text`` shown, ``sort`` the value the in-page sort uses."""
+
+    text: str
+    sort: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A server-rendered SVG chart and the sentence that explains it."""
+
+    title: str
+    svg: Markup
+    caption: str
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One row of the experiment's runs table."""
+
+    run_id: str
+    run_name: str
+    href: str  # the run page, relative to the experiment page
+    user_name: str
+    status: str
+    start: str  # start time, ISO 8601 UTC
+    duration: Cell
+    params: tuple[Cell, ...]  # one per ExperimentPage.param_keys
+    metrics: tuple[Cell, ...]  # one per ExperimentPage.metric_keys
+
+
+@dataclass(frozen=True)
+class ExperimentLink:
+    experiment_id: int
+    name: str
+    href: str
+    run_count: int
+    last_start: str
+
+
+@dataclass(frozen=True)
+class IndexPage:
+    """``index.html`` for a report over several experiments: one line per experiment."""
+
+    title: str
+    root: str  # prefix from this page to the report folder ("" here)
+    generated: str  # when the report was written, ISO 8601 UTC
+    store: str  # the store URI
+    experiments: tuple[ExperimentLink, ...]
+
+
+@dataclass(frozen=True)
+class ExperimentPage:
+    """An experiment: its runs table (sortable and filterable in the page) and charts.
+
+    ``primary_metric`` orders the runs that the comparison and history charts draw
+    (the ``MAX_COMPARED_RUNS`` best; higher is better unless its name says loss,
+    error, rmse, mse, mae, mape, time, duration or seconds).
+    """
+
+    title: str
+    root: str
+    generated: str
+    store: str
+    index_href: str | None  # link back to the experiment list, if there is one
+    experiment: Experiment
+    run_count: int
+    status_counts: tuple[tuple[str, int], ...]
+    param_keys: tuple[str, ...]
+    metric_keys: tuple[str, ...]
+    rows: tuple[RunRow, ...]
+    primary_metric: str | None
+    lower_is_better: bool
+    hyper_charts: tuple[Chart, ...]  # primary metric against each hyperparameter
+    compare_chart: Chart | None  # all metrics of the best runs, normalised
+    history_charts: tuple[Chart, ...]  # value against step, for metrics logged at steps
+
+
+@dataclass(frozen=True)
+class ArtifactView:
+    name: str
+    href: str  # the file, copied beside the page
+    media_type: str
+    size: str
+    sha256: str
+    is_image: bool
+
+
+@dataclass(frozen=True)
+class DatasetView:
+    name: str
+    table_name: str
+    row_count: str
+    size: str
+    fingerprint: str
+    created_at: str
+    columns: tuple[tuple[str, str, str], ...]  # (field, Spark type, nullable) from the schema
+
+
+@dataclass(frozen=True)
+class ModelView:
+    name: str
+    model_class: str
+    dataset: str  # "training (fingerprint …)" or ""
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """One run: info, params, metrics with their history, tags, artifacts, datasets,
+    feature-transformation chains, models and lineage."""
+
+    title: str
+    root: str  # "../": run pages live in runs/
+    generated: str
+    store: str
+    experiment_name: str
+    experiment_href: str
+    info: tuple[tuple[str, str], ...]  # (label, value) pairs: status, user, times, commit...
+    run: RunInfo
+    params: tuple[tuple[str, str], ...]
+    metrics: tuple[tuple[str, str, int], ...]  # (key, latest value, number of points)
+    tags: tuple[tuple[str, str], ...]
+    artifacts: tuple[ArtifactView, ...]
+    datasets: tuple[DatasetView, ...]
+    transformations: tuple[tuple[str, tuple[str, ...]], ...]  # (source column, chain)
+    models: tuple[ModelView, ...]
+    lineage: tuple[str, ...]  # the lineage tree, one line each
+    history_charts: tuple[Chart, ...]
+
+
+# -- helpers ---------------------------------------------------------------------------
+def iso(t: datetime | None) -> str:
+    if t is None:
+        return ""
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def duration(info: RunInfo) -> Cell:
+    if info.end_time is None:
+        return Cell("running" if info.status == "RUNNING" else "", "")
+    seconds = (info.end_time - info.start_time).total_seconds()
+    if seconds < 60:
+        text = f"{seconds:.1f} s"
+    elif seconds < 3600:
+        text = f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    else:
+        text = f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+    return Cell(text, f"{seconds:.3f}")
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return ""
+    value = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value):,} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} bytes"
+
+
+def _number(text: str) -> float | None:
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _metric_cell(v: float | None) -> Cell:
+    if v is None:
+        return Cell("", "")
+    return Cell(svg.format_number(v), repr(v) if math.isfinite(v) else "")
+
+
+def _param_cell(v: str | None) -> Cell:
+    if v is None:
+        return Cell("", "")
+    text = v if len(v) <= 40 else v[:39] + "…"
+    return Cell(text, v)
+
+
+def _ranked(data: ExperimentData, metric: str | None) -> list[RunInfo]:
+    """Runs best first by ``metric`` (runs without it last, newest first among equals)."""
+    if metric is None:
+        return list(data.runs)
+    lower = bool(_LOWER_IS_BETTER.search(metric))
+
+    def key(info: RunInfo) -> tuple[int, float]:
+        v = data.metrics.get(info.run_id, {}).get(metric)
+        if v is None or not math.isfinite(v):
+            return (1, 0.0)
+        return (0, v if lower else -v)
+
+    return sorted(data.runs, key=key)  # stable: keeps newest-first among ties
+
+
+def _choose_params(data: ExperimentData) -> tuple[list[str], list[str]]:
+    """(all param keys, varying first), (numeric-or-few-valued varying keys)."""
+    values: dict[str, list[str]] = {}
+    for p in data.params.values():
+        for k, v in p.items():
+            values.setdefault(k, []).append(v)
+    varying = sorted(k for k, vs in values.items() if len(set(vs)) > 1)
+    constant = sorted(k for k in values if k not in varying)
+    chartable = [k for k in varying if all(_number(v) is not None for v in values[k])]
+    chartable += [k for k in varying if k not in chartable and len(set(values[k])) <= 30]
+    return varying + constant, chartable
+
+
+def _choose_metrics(data: ExperimentData) -> list[str]:
+    counts: dict[str, int] = {}
+    for m in data.metrics.values():
+        for k in m:
+            counts[k] = counts.get(k, 0) + 1
+    # the most logged first; among equals, scores (higher is better) before losses
+    return sorted(counts, key=lambda k: (-counts[k], bool(_LOWER_IS_BETTER.search(k)), k))
+
+
+def run_href(run_id: str) -> str:
+    return f"runs/{run_id}.html"
+
+
+# -- pages -----------------------------------------------------------------------------
+def build_experiment_page(
+    data: ExperimentData,
+    *,
+    generated: str,
+    store: str,
+    index_href: str | None,
+    metric: str | None = None,
+) -> ExperimentPage:
+    """The experiment page's context; ``metric`` picks the primary metric (default: the
+    metric most runs logged)."""
+    param_keys, chartable = _choose_params(data)
+    metric_keys = _choose_metrics(data)
+    primary = metric if metric is not None else (metric_keys[0] if metric_keys else None)
+    shown_params = tuple(param_keys[:MAX_PARAM_COLUMNS])
+    shown_metrics = tuple(metric_keys[:MAX_METRIC_COLUMNS])
+    if primary is not None and primary not in shown_metrics and primary in metric_keys:
+        shown_metrics = (primary, *shown_metrics[: MAX_METRIC_COLUMNS - 1])
+    rows = []
+    statuses: dict[str, int] = {}
+    for info in data.runs:
+        statuses[info.status] = statuses.get(info.status, 0) + 1
+        p = data.params.get(info.run_id, {})
+        m = data.metrics.get(info.run_id, {})
+        rows.append(
+            RunRow(
+                info.run_id,
+                info.run_name,
+                run_href(info.run_id),
+                info.user_name,
+                info.status,
+                iso(info.start_time),
+                duration(info),
+                tuple(_param_cell(p.get(k)) for k in shown_params),
+                tuple(_metric_cell(m.get(k)) for k in shown_metrics),
+            )
+        )
+    ranked = _ranked(data, primary)
+    lower = bool(primary and _LOWER_IS_BETTER.search(primary))
+    return ExperimentPage(
+        title=f"Experiment {data.experiment.name}",
+        root="",
+        generated=generated,
+        store=store,
+        index_href=index_href,
+        experiment=data.experiment,
+        run_count=len(data.runs),
+        status_counts=tuple(sorted(statuses.items())),
+        param_keys=shown_params,
+        metric_keys=shown_metrics,
+        rows=tuple(rows),
+        primary_metric=primary,
+        lower_is_better=lower,
+        hyper_charts=tuple(_hyper_charts(data, primary, chartable)),
+        compare_chart=_compare_chart(data, ranked, metric_keys, primary, lower),
+        history_charts=tuple(_history_charts(data, ranked)),
+    )
+
+
+def _hyper_charts(data: ExperimentData, metric: str | None, params: list[str]) -> list[Chart]:
+    if metric is None:
+        return []
+    charts = []
+    for key in params[:MAX_HYPER_CHARTS]:
+        points = []
+        for info in data.runs:
+            value = data.params.get(info.run_id, {}).get(key)
+            y = data.metrics.get(info.run_id, {}).get(metric)
+            if value is None or y is None:
+                continue
+            x = _number(value)
+            points.append(
+                svg.Point(value if x is None else x, y, info.run_name, run_href(info.run_id))
+            )
+        if not points:
+            continue
+        title = f"{metric} against {key}"
+        charts.append(
+            Chart(
+                title,
+                svg.scatter(points, f"{key} (param)", f"{metric} (latest value)", title),
+                f"One dot per run ({len(points)} runs); hover a dot for the run, click to open it.",
+            )
+        )
+    return charts
+
+
+def _compare_chart(
+    data: ExperimentData,
+    ranked: list[RunInfo],
+    metric_keys: list[str],
+    primary: str | None,
+    lower: bool,
+) -> Chart | None:
+    best = [r for r in ranked if data.metrics.get(r.run_id)][:MAX_COMPARED_RUNS]
+    axes = [k for k in metric_keys if any(k in data.metrics[r.run_id] for r in best)][:12]
+    if not best or len(axes) < 2:
+        return None
+    series = [
+        svg.Series(r.run_name, values=dict(data.metrics[r.run_id]), href=run_href(r.run_id))
+        for r in best
+    ]
+    title = f"All metrics of the {len(best)} best runs"
+    order = "lowest" if lower else "highest"
+    caption = (
+        f"Runs chosen by {primary} ({order} first). Each axis is one metric scaled from its "
+        "lowest (bottom) to its highest value (top) among these runs; click a legend entry to "
+        "hide or show a run."
+    )
+    return Chart(title, svg.parallel_coordinates(series, axes, title), caption)
+
+
+def _history_charts(data: ExperimentData, ranked: list[RunInfo]) -> list[Chart]:
+    counts: dict[str, int] = {}
+    for h in data.history.values():
+        for k in h:
+            counts[k] = counts.get(k, 0) + 1
+    charts = []
+    for key in sorted(counts, key=lambda k: (-counts[k], k))[:MAX_HISTORY_CHARTS]:
+        runs = [r for r in ranked if key in data.history.get(r.run_id, {})][:MAX_COMPARED_RUNS]
+        series = [
+            svg.Series(r.run_name, points=data.history[r.run_id][key], href=run_href(r.run_id))
+            for r in runs
+        ]
+        title = f"{key} by step"
+        caption = (
+            f"{len(runs)} of the {counts[key]} runs that logged {key} at several steps "
+            "(the best first)."
+        )
+        charts.append(Chart(title, svg.line_chart(series, "step", key, title), caption))
+    return charts
+
+
+def _schema_columns(spark_schema: Any) -> tuple[tuple[str, str, str], ...]:
+    """(name, type, nullable) of each field of a Spark schema given as JSON text (DuckDB)
+    or as the already parsed object (psycopg parses JSON columns)."""
+    parsed = spark_schema
+    if isinstance(spark_schema, str):
+        try:
+            parsed = json.loads(spark_schema)
+        except ValueError:
+            return ()
+    out = []
+    for f in parsed.get("fields", []) if isinstance(parsed, dict) else []:
+        kind = f.get("type")
+        kind = kind if isinstance(kind, str) else json.dumps(kind)[:80]
+        out.append((str(f.get("name")), kind, "yes" if f.get("nullable") else "no"))
+    return tuple(out)
+
+
+def build_run_page(
+    data: ExperimentData,
+    info: RunInfo,
+    *,
+    generated: str,
+    store: str,
+    experiment_href: str,
+    artifact_hrefs: dict[str, str],
+    lineage: tuple[str, ...],
+) -> RunPage:
+    rid = info.run_id
+    details = (
+        ("run id", rid),
+        ("status", info.status),
+        ("user", info.user_name),
+        ("start", iso(info.start_time)),
+        ("end", iso(info.end_time)),
+        ("duration", duration(info).text),
+        ("parent run", info.parent_run_id or ""),
+        ("host", info.host_name or ""),
+        ("source", f"{info.source_name or ''} ({info.source_type or ''})"),
+        ("git commit", info.git_commit or ""),
+    )
+    metrics = data.metrics.get(rid, {})
+    points = data.metric_points.get(rid, {})
+    history = data.history.get(rid, {})
+    charts = tuple(
+        Chart(
+            f"{key} by step",
+            svg.line_chart(
+                [svg.Series(info.run_name, points=history[key])],
+                "step",
+                key,
+                f"{key} by step",
+            ),
+            f"{points.get(key, len(history[key]))} points logged"
+            + (f"; {len(history[key])} drawn" if len(history[key]) < points.get(key, 0) else ""),
+        )
+        for key in sorted(history)
+    )
+    artifacts = tuple(
+        ArtifactView(
+            a.name,
+            artifact_hrefs.get(a.name, ""),
+            a.media_type,
+            size(a.size_bytes),
+            a.sha256,
+            a.media_type.startswith("image/"),
+        )
+        for a in data.artifacts.get(rid, [])
+    )
+    datasets = tuple(
+        DatasetView(
+            str(d["name"]),
+            str(d["table_name"]),
+            f"{int(d['row_count']):,}",
+            size(d.get("size_bytes")),
+            str(d["fingerprint"]),
+            iso(d.get("created_at")),
+            _schema_columns(d.get("spark_schema")),
+        )
+        for d in data.datasets.get(rid, [])
+    )
+    models = tuple(
+        ModelView(
+            str(m["name"]),
+            str(m["model_class"]),
+            f"{m['dataset_name']} (fingerprint {m['fingerprint']})" if m["dataset_id"] else "",
+        )
+        for m in data.models.get(rid, [])
+    )
+    transformations = tuple(
+        (str(t["source"]), tuple(str(s) for s in t["chain"]))
+        for t in data.transformations.get(rid, [])
+    )
+    return RunPage(
+        title=f"Run {info.run_name}",
+        root="../",
+        generated=generated,
+        store=store,
+        experiment_name=data.experiment.name,
+        experiment_href=experiment_href,
+        info=details,
+        run=info,
+        params=tuple(sorted(data.params.get(rid, {}).items())),
+        metrics=tuple(
+            (k, svg.format_number(v), points.get(k, 1)) for k, v in sorted(metrics.items())
+        ),
+        tags=tuple(sorted(data.tags.get(rid, {}).items())),
+        artifacts=artifacts,
+        datasets=datasets,
+        transformations=transformations,
+        models=models,
+        lineage=lineage,
+        history_charts=charts,
+    )
