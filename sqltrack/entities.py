@@ -139,6 +139,7 @@ class Dataset:
     created_at: datetime
     created_by: str
 
+    ordered: bool = False  # logged with keep_order=True: reloads in the original row order
 
 @dataclass(frozen=True)
 class ModelVersion:

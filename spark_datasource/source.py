@@ -1,0 +1,197 @@
+"""The DataSource, writer and reader classes (see the package docstring for the design)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+from pyspark.sql.datasource import (
+    DataSource,
+    DataSourceArrowWriter,
+    DataSourceReader,
+    InputPartition,
+    WriterCommitMessage,
+)
+from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.types import StructType
+
+from sqltrack import config, datasets
+from sqltrack.backends import open_backend
+from sqltrack.entities import Dataset
+from sqltrack.errors import InvalidInputError
+
+__all__ = ["SqltrackDataSource"]
+
+# Read slices: about this many rows each, at most this many slices.
+_ROWS_PER_PARTITION = 250_000
+_MAX_PARTITIONS = 64
+
+
+@dataclass
+class StagedAttempt(WriterCommitMessage):  # type: ignore[misc]
+    """What one successful task attempt staged (files, or a transaction id)."""
+
+    payload: dict[str, Any]
+
+
+class SqltrackPartition(InputPartition):  # type: ignore[misc]
+    def __init__(self, part: Any) -> None:
+        super().__init__(part)
+        self.part = part
+
+
+def _uri(options: Any) -> str:
+    return config.get("uri", options.get("uri"))
+
+
+def _find(options: Any) -> tuple[str, Dataset]:
+    uri = _uri(options)
+    backend = open_backend(uri)
+    try:
+        if options.get("dataset_id"):
+            try:
+                dataset_id = int(options["dataset_id"])
+            except ValueError as exc:
+                raise InvalidInputError(
+                    f"option dataset_id={options['dataset_id']!r} is not an integer"
+                ) from exc
+            return uri, datasets.get_dataset(backend, dataset_id=dataset_id)
+        run_id = options.get("run_id")
+        if not run_id:
+            raise InvalidInputError(
+                "reading format('sqltrack') needs option('run_id', ...) (and 'name', default "
+                "'training') or option('dataset_id', ...)"
+            )
+        name = datasets.validate_name(options.get("name", "training"))
+        return uri, datasets.get_dataset(backend, run_id=run_id, name=name)
+    finally:
+        backend.close()
+
+
+class SqltrackDataSource(DataSource):  # type: ignore[misc]
+    """``format("sqltrack")``: datasets of a sqltrack store."""
+
+    @classmethod
+    def name(cls) -> str:
+        return datasets.FORMAT
+
+    def schema(self) -> StructType:
+        _, dataset = _find(self.options)
+        return StructType.fromJson(json.loads(dataset.spark_schema))
+
+    def reader(self, schema: StructType) -> DataSourceReader:
+        uri, dataset = _find(self.options)
+        stored = StructType.fromJson(json.loads(dataset.spark_schema))
+        if [f.name for f in schema.fields] != [f.name for f in stored.fields]:
+            raise InvalidInputError(
+                f"dataset {dataset.name!r} has columns {stored.fieldNames()}; a user-given "
+                "schema must match them (or give none)"
+            )
+        backend = open_backend(uri)
+        try:
+            if datasets.parse_bool(self.options.get("verify", "true"), "verify"):
+                datasets.verify(backend, dataset)
+            wanted = self.options.get("partitions")
+            n = (
+                int(wanted)
+                if wanted
+                else min(_MAX_PARTITIONS, 1 + dataset.row_count // _ROWS_PER_PARTITION)
+            )
+            plan = datasets.engine(backend).read_plan(backend, dataset, n)
+            engine_name = backend.capabilities.name
+        finally:
+            backend.close()
+        target = to_arrow_schema(schema, timezone="UTC")
+        return SqltrackReader(uri, engine_name, dataset, plan, target)
+
+    def writer(self, schema: StructType, overwrite: bool) -> SqltrackWriter:
+        uri = _uri(self.options)
+        run_id = self.options.get("run_id")
+        if not run_id:
+            raise InvalidInputError(
+                "writing format('sqltrack') needs option('run_id', RUN_ID); the dataset "
+                "belongs to that run"
+            )
+        ordered = datasets.parse_bool(self.options.get("keep_order", "false"), "keep_order")
+        spec = datasets.WriteSpec.new(
+            uri,
+            run_id,
+            self.options.get("name", "training"),
+            overwrite=overwrite,
+            ordered=ordered,
+            spark_schema=schema.json(),
+            arrow_schema=to_arrow_schema(schema, timezone="UTC"),
+            created_by=self.options.get("created_by"),
+        )
+        backend = open_backend(uri)
+        try:
+            with backend.session(read_only=True) as s:
+                datasets.check_writable(s, backend.uri, spec.run_id, spec.name, overwrite)
+            datasets.gc(backend)  # the janitor: staging of dead drivers
+            datasets.engine(backend).prepare(backend, spec)
+        finally:
+            backend.close()
+        return SqltrackWriter(spec)
+
+
+class SqltrackWriter(DataSourceArrowWriter):  # type: ignore[misc]
+    def __init__(self, spec: datasets.WriteSpec) -> None:
+        self.spec = spec
+
+    def _engine(self) -> Any:
+        backend = open_backend(self.spec.uri)
+        return backend, datasets.engine(backend)
+
+    def write(self, iterator: Iterator[pa.RecordBatch]) -> StagedAttempt:
+        from pyspark import TaskContext
+
+        ctx = TaskContext.get()
+        partition = ctx.partitionId() if ctx else 0
+        attempt = ctx.attemptNumber() if ctx else 0
+        backend, engine = self._engine()
+        backend.close()  # executors never hold the store; the engine opens what it needs
+        payload = engine.stage(self.spec, iterator, partition, attempt)
+        fail = os.environ.get("SQLTRACK_TEST_FAIL_AFTER_STAGE")  # fault injection in tests
+        if fail and attempt == 0 and str(partition) in fail.split(","):
+            raise RuntimeError(f"injected failure after staging partition {partition}")
+        return StagedAttempt(payload)
+
+    def commit(self, messages: list[StagedAttempt | None]) -> None:
+        backend, engine = self._engine()
+        try:
+            engine.publish(backend, self.spec, [m.payload for m in messages if m is not None])
+        except BaseException:
+            engine.discard(backend, self.spec)
+            raise
+        finally:
+            backend.close()
+
+    def abort(self, messages: list[StagedAttempt | None]) -> None:
+        backend, engine = self._engine()
+        try:
+            engine.discard(backend, self.spec)
+        finally:
+            backend.close()
+
+
+class SqltrackReader(DataSourceReader):  # type: ignore[misc]
+    def __init__(
+        self, uri: str, engine_name: str, dataset: Dataset, plan: list[Any], target: pa.Schema
+    ) -> None:
+        self.uri = uri
+        self.dataset = dataset
+        self.plan = plan
+        self.target = target
+
+    def partitions(self) -> list[SqltrackPartition]:
+        return [SqltrackPartition(p) for p in self.plan]
+
+    def read(self, partition: SqltrackPartition) -> Iterator[pa.RecordBatch]:
+        backend = open_backend(self.uri)
+        engine = datasets.engine(backend)
+        backend.close()
+        yield from engine.read(self.uri, self.dataset, partition.part, self.target)

@@ -1,0 +1,610 @@
+"""Datasets: a run's training DataFrame stored as an ordinary SQL table.
+
+A dataset is an immutable snapshot: ``sqltrack.datasets`` holds one catalog row
+per (run, name) and the rows themselves live in ``sqltrack_data.ds_<run_id>_<name>``,
+a plain table with readable column types that psql, the duckdb CLI or Spark's JDBC
+reader can query. The bytes move through the Spark data source of the
+``spark_datasource`` package (``format("sqltrack")``); this module holds what both
+the tracker and that data source need and imports no Spark at module level:
+naming and validation of dataset names, the write description handed to Spark's
+processes (:class:`WriteSpec`), the catalog rows, the staging janitor, and
+:func:`conform`, which gives record batches read back from either engine exactly
+the Arrow schema Spark expects.
+
+The engine-specific halves (how executors stage rows, how ``commit()`` publishes
+them, how a fingerprint is computed) live in ``sqltrack.backends.<name>_datasets``
+and are found through :func:`engine`.
+
+The tracker registers the data source through the entry point group
+``sqltrack.spark_datasource`` (declared in pyproject.toml), so this package never
+imports ``spark_datasource``: the dependency points one way only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import re
+import time
+import uuid
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqltrack import _context
+from sqltrack.backends import Backend, Session, open_backend, parse_uri
+from sqltrack.entities import Dataset
+from sqltrack.errors import ConflictError, InvalidInputError, NotFoundError
+from sqltrack.sqltext import Fragment, compose
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from sqltrack.tracking import Tracker
+
+__all__ = [
+    "DATA_SCHEMA",
+    "ENTRY_POINT_GROUP",
+    "FORMAT",
+    "ORDINAL_COLUMN",
+    "STAGING_MAX_AGE",
+    "WriteSpec",
+    "conform",
+    "engine",
+    "gc",
+    "get_dataset",
+    "list_datasets",
+    "load_dataset",
+    "log_dataset",
+    "table_name",
+    "validate_name",
+]
+
+FORMAT = "sqltrack"
+ENTRY_POINT_GROUP = "sqltrack.spark_datasource"
+DATA_SCHEMA = "sqltrack_data"
+STAGING_PREFIX = "_stg_"
+# Kept-order datasets carry this extra BIGINT column: partition << 40 | row index.
+ORDINAL_COLUMN = "_sqltrack_ordinal"
+ORDINAL_SHIFT = 40
+# Staging older than this is taken as orphaned (its driver died) by the janitor that
+# runs before every write and by `sqltrack gc`.
+STAGING_MAX_AGE = 24 * 3600.0
+MAX_NAME_LENGTH = 128
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_STAGING_RE = re.compile(r"^_stg_(\d{10})_([0-9a-f]{16})$")
+_COLUMNS = Fragment(
+    "dataset_id, run_id, name, table_name, row_count, size_bytes, "
+    "CAST(spark_schema AS TEXT), fingerprint, created_at, created_by, ordered"
+)
+MODES = ("append", "overwrite")
+
+
+# -- names ------------------------------------------------------------------------
+def validate_name(name: object) -> str:
+    """A dataset name: letters, digits, ``_ - .``, starting with a letter or digit,
+    at most 128 characters. Anything else is refused, never quoted into SQL."""
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(f"dataset name {name!r} must be a non-empty string")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidInputError(
+            f"dataset name {name[:40]!r}... has {len(name)} characters; the limit is "
+            f"{MAX_NAME_LENGTH}"
+        )
+    if not _NAME_RE.match(name):
+        raise InvalidInputError(
+            f"dataset name {name!r} may hold only ASCII letters, digits and '_-.', "
+            "starting with a letter or digit (e.g. 'training', 'test-2024')"
+        )
+    return name
+
+
+def table_name(run_id: str, name: str, max_length: int) -> str:
+    """The data table (without schema) of a run's dataset: ``ds_<run_id>_<name>``.
+
+    Names that are not already lower-case plain identifiers, or that would not fit
+    the engine's identifier limit, get a slug plus 8 hex digits of their sha256, so
+    two names never share a table.
+    """
+    slug = re.sub(r"[^a-z0-9_]", "_", name.lower())
+    base = f"ds_{run_id}_{slug}"
+    if slug == name and len(base) <= max_length:
+        return base
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    room = max_length - len(f"ds_{run_id}__{digest}")
+    return f"ds_{run_id}_{slug[: max(room, 0)]}_{digest}"
+
+
+def qualified(table: str) -> str:
+    return f"{DATA_SCHEMA}.{table}"
+
+
+def staging_name(started: float, write_id: str) -> str:
+    return f"{STAGING_PREFIX}{int(started):010d}_{write_id}"
+
+
+def staging_age(name: str, now: float | None = None) -> float | None:
+    """Seconds since a staging area named by :func:`staging_name` was made, else None."""
+    m = _STAGING_RE.match(name)
+    if not m:
+        return None
+    return (time.time() if now is None else now) - int(m.group(1))
+
+
+def store_uri(backend: Backend) -> str:
+    """A URI other processes (Spark's) can open: absolute path, password kept."""
+    path = getattr(backend, "path", None)
+    if path is not None:
+        return f"duckdb:///{path}"  # path is absolute: duckdb:////abs/file.duckdb
+    parsed = getattr(backend, "parsed", None)
+    if parsed is None:
+        return backend.uri
+    from sqlalchemy.engine import URL
+
+    url = URL.create(
+        "postgresql",
+        username=parsed.user,
+        password=parsed.password,
+        host=parsed.host,
+        port=parsed.port,
+        database=parsed.database,
+        query=dict(parsed.query),
+    )
+    return url.render_as_string(hide_password=False)
+
+
+# -- the write description shipped to Spark's processes ---------------------------
+@dataclass(frozen=True)
+class WriteSpec:
+    """Everything executors and the commit process need; picklable, no connections."""
+
+    uri: str
+    run_id: str
+    name: str
+    table: str  # unqualified data table name in sqltrack_data
+    staging: str  # staging table (PostgreSQL) or folder name (DuckDB)
+    overwrite: bool
+    ordered: bool
+    spark_schema: str  # StructType JSON, field metadata included
+    columns: tuple[str, ...]  # the DataFrame's column names, in order
+    sql_types: tuple[str, ...]  # Spark simpleString of each column ("udt:<class>" for UDTs)
+    created_by: str
+    write_id: str
+    started: float
+    arrow_schema: bytes  # the Arrow schema of the batches (IPC-serialised)
+
+    @property
+    def arrow(self) -> pa.Schema:
+        import pyarrow as pa
+
+        return pa.ipc.read_schema(pa.py_buffer(self.arrow_schema))
+
+    @staticmethod
+    def new(
+        uri: str,
+        run_id: str,
+        name: str,
+        *,
+        overwrite: bool,
+        ordered: bool,
+        spark_schema: str,
+        arrow_schema: pa.Schema,
+        created_by: str | None = None,
+    ) -> WriteSpec:
+        backend = open_backend(uri)
+        try:
+            limit = backend.capabilities.max_identifier_length
+        finally:
+            backend.close()
+        fields = json.loads(spark_schema)["fields"]
+        columns = tuple(f["name"] for f in fields)
+        check_columns(columns, limit)
+        started = time.time()
+        write_id = uuid.uuid4().hex[:16]
+        return WriteSpec(
+            uri=uri,
+            run_id=run_id,
+            name=validate_name(name),
+            table=table_name(run_id, name, limit),
+            staging=staging_name(started, write_id),
+            overwrite=overwrite,
+            ordered=ordered,
+            spark_schema=spark_schema,
+            columns=columns,
+            sql_types=tuple(type_key(f["type"]) for f in fields),
+            created_by=created_by or _context.user_name(),
+            write_id=write_id,
+            started=started,
+            arrow_schema=arrow_schema.serialize().to_pybytes(),
+        )
+
+    @property
+    def fields(self) -> list[dict[str, Any]]:
+        return list(json.loads(self.spark_schema)["fields"])
+
+
+def type_key(t: Any) -> str:
+    """A short, stable text for a Spark type given as its JSON value."""
+    if isinstance(t, str):
+        return t
+    if t.get("type") == "udt":
+        return "udt:" + str(t.get("pyClass") or t.get("class"))
+    return json.dumps(t, sort_keys=True)
+
+
+def check_columns(columns: Sequence[str], max_length: int) -> None:
+    seen: dict[str, str] = {}
+    for c in columns:
+        if not c or "\x00" in c:
+            raise InvalidInputError(f"column name {c!r} cannot be stored; rename the column")
+        if len(c.encode()) > max_length:
+            raise InvalidInputError(
+                f"column name {c[:40]!r}... is {len(c.encode())} bytes; this store keeps "
+                f"at most {max_length}. Rename it with withColumnRenamed()"
+            )
+        if c == ORDINAL_COLUMN:
+            raise InvalidInputError(f"column name {c!r} is reserved by sqltrack; rename it")
+        key = c.lower()
+        if key in seen:
+            raise InvalidInputError(
+                f"columns {seen[key]!r} and {c!r} differ only in case (or are duplicates); "
+                "SQL tables need distinct names. Rename one of them"
+            )
+        seen[key] = c
+
+
+# -- the engine halves ----------------------------------------------------------------
+class Engine(Protocol):
+    """What ``sqltrack.backends.<name>_datasets`` provides."""
+
+    def prepare(self, backend: Backend, spec: WriteSpec) -> None:
+        """Driver side, before any task: create the staging area."""
+
+    def stage(
+        self, spec: WriteSpec, batches: Iterator[pa.RecordBatch], partition: int, attempt: int
+    ) -> dict[str, Any]:
+        """Executor side: stage one task attempt's rows; return the commit message."""
+
+    def publish(self, backend: Backend, spec: WriteSpec, messages: list[dict[str, Any]]) -> None:
+        """Commit side: publish exactly the attempts named in ``messages``, atomically."""
+
+    def discard(self, backend: Backend, spec: WriteSpec) -> None:
+        """Remove everything the write staged (abort, or after publishing)."""
+
+    def fingerprint(self, s: Session, table: str, columns: Sequence[str]) -> str:
+        """Order-independent content hash of a data table's user columns."""
+
+    def read_plan(self, backend: Backend, dataset: Dataset, partitions: int) -> list[Any]:
+        """Picklable descriptions of disjoint slices that together cover the table."""
+
+    def read(
+        self, uri: str, dataset: Dataset, part: Any, target: pa.Schema
+    ) -> Iterator[pa.RecordBatch]:
+        """Executor side: one slice as record batches of exactly ``target``."""
+
+    def staging_areas(self, backend: Backend) -> list[str]:
+        """Names of every staging area present."""
+
+    def drop_staging(self, backend: Backend, staging: str) -> None: ...
+
+    def drop_table(self, s: Session, table: str) -> None: ...
+
+
+def engine(backend: Backend) -> Engine:
+    module = importlib.import_module(f"sqltrack.backends.{backend.capabilities.name}_datasets")
+    return module.ENGINE  # type: ignore[no-any-return]
+
+
+# -- catalog ---------------------------------------------------------------------------
+def _dataset(row: Sequence[Any]) -> Dataset:
+    return Dataset(
+        dataset_id=int(row[0]),
+        run_id=row[1],
+        name=row[2],
+        table_name=row[3],
+        row_count=int(row[4]),
+        size_bytes=int(row[5]),
+        spark_schema=row[6],
+        fingerprint=row[7],
+        created_at=row[8],
+        created_by=row[9],
+        ordered=bool(row[10]),
+    )
+
+
+def get_dataset(
+    backend: Backend,
+    run_id: str | None = None,
+    name: str | None = None,
+    dataset_id: int | None = None,
+) -> Dataset:
+    """One dataset by (run_id, name) or by id; NotFoundError names what was asked."""
+    with backend.session(read_only=True) as s:
+        if dataset_id is not None:
+            rows = s.query(
+                compose("SELECT {c} FROM sqltrack.datasets WHERE dataset_id = ?", c=_COLUMNS),
+                (int(dataset_id),),
+            )
+            what = f"dataset id {dataset_id}"
+        else:
+            rows = s.query(
+                compose(
+                    "SELECT {c} FROM sqltrack.datasets WHERE run_id = ? AND name = ?", c=_COLUMNS
+                ),
+                (run_id, name),
+            )
+            what = f"dataset {name!r} of run {run_id}"
+    if not rows:
+        raise NotFoundError(f"{what} does not exist in {backend.uri}; see `sqltrack datasets`")
+    return _dataset(rows[0])
+
+
+def list_datasets(tracker: Tracker, run_id: str | None) -> list[Dataset]:
+    with tracker.backend.session(read_only=True) as s:
+        if run_id is None:
+            rows = s.query(
+                compose("SELECT {c} FROM sqltrack.datasets ORDER BY dataset_id", c=_COLUMNS)
+            )
+        else:
+            rows = s.query(
+                compose(
+                    "SELECT {c} FROM sqltrack.datasets WHERE run_id = ? ORDER BY dataset_id",
+                    c=_COLUMNS,
+                ),
+                (run_id,),
+            )
+    return [_dataset(r) for r in rows]
+
+
+def check_writable(s: Session, uri: str, run_id: str, name: str, overwrite: bool) -> int | None:
+    """Raise unless the run is RUNNING and (for append) the name is free.
+    Return the dataset_id being replaced on overwrite, else None."""
+    rows = s.query("SELECT status FROM sqltrack.runs WHERE run_id = ?", (run_id,))
+    if not rows:
+        raise NotFoundError(f"run {run_id} does not exist in {uri}")
+    if rows[0][0] != "RUNNING":
+        raise ConflictError(
+            f"run {run_id} is {rows[0][0]}, not RUNNING; datasets are only logged to running "
+            "runs (start a new run)"
+        )
+    found = s.query(
+        "SELECT dataset_id FROM sqltrack.datasets WHERE run_id = ? AND name = ?", (run_id, name)
+    )
+    if found and not overwrite:
+        raise ConflictError(
+            f"run {run_id} already has a dataset named {name!r}; a dataset is an immutable "
+            "snapshot: log it under another name, or replace it with mode='overwrite'"
+        )
+    return int(found[0][0]) if found else None
+
+
+def record(
+    s: Session,
+    spec: WriteSpec,
+    replaced: int | None,
+    row_count: int,
+    size_bytes: int,
+    fingerprint: str,
+) -> None:
+    """Insert (or, on overwrite, update in place) the catalog row; inside publish's
+    transaction, so the table and its row appear together."""
+    values = (
+        qualified(spec.table),
+        row_count,
+        size_bytes,
+        spec.spark_schema,
+        fingerprint,
+        spec.ordered,
+        spec.created_by,
+    )
+    if replaced is None:
+        s.execute(
+            "INSERT INTO sqltrack.datasets (table_name, row_count, size_bytes, spark_schema, "
+            "fingerprint, ordered, created_by, run_id, name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*values, spec.run_id, spec.name),
+        )
+    else:
+        s.execute(
+            "UPDATE sqltrack.datasets SET table_name = ?, row_count = ?, size_bytes = ?, "
+            "spark_schema = ?, fingerprint = ?, ordered = ?, created_by = ?, "
+            "created_at = current_timestamp WHERE dataset_id = ?",
+            (*values, replaced),
+        )
+
+
+def with_ordinal(batch: pa.RecordBatch, partition: int, start: int) -> pa.RecordBatch:
+    """Append the kept-order column: partition << 40 | index of the row in its partition."""
+    import numpy as np
+    import pyarrow as pa
+
+    base = (partition << ORDINAL_SHIFT) + start
+    ordinal = pa.array(np.arange(base, base + batch.num_rows, dtype=np.int64))
+    return batch.append_column(pa.field(ORDINAL_COLUMN, pa.int64(), nullable=False), ordinal)
+
+
+def user_columns(spec_or_schema: WriteSpec | str) -> list[str]:
+    text = spec_or_schema.spark_schema if isinstance(spec_or_schema, WriteSpec) else spec_or_schema
+    return [f["name"] for f in json.loads(text)["fields"]]
+
+
+def verify(backend: Backend, dataset: Dataset) -> None:
+    """Recompute the fingerprint of the stored table; IntegrityError on a mismatch."""
+    from sqltrack.errors import IntegrityError
+
+    eng = engine(backend)
+    with backend.session(read_only=True) as s:
+        actual = eng.fingerprint(
+            s, dataset.table_name.split(".", 1)[1], user_columns(dataset.spark_schema)
+        )
+    if actual != dataset.fingerprint:
+        raise IntegrityError(
+            f"dataset {dataset.name!r} of run {dataset.run_id} (id {dataset.dataset_id}, table "
+            f"{dataset.table_name}) does not match its fingerprint: recorded "
+            f"{dataset.fingerprint}, found {actual}. The stored rows were changed after logging"
+        )
+
+
+# -- the janitor ------------------------------------------------------------------------
+def gc(backend: Backend, older_than: float = STAGING_MAX_AGE) -> list[str]:
+    """Remove staging areas older than ``older_than`` seconds (left by dead drivers);
+    return their names. A staging area younger than that may belong to a running write."""
+    eng = engine(backend)
+    now = time.time()
+    removed = []
+    for area in eng.staging_areas(backend):
+        age = staging_age(area, now)
+        if age is not None and age >= older_than:
+            eng.drop_staging(backend, area)
+            removed.append(area)
+    return removed
+
+
+# -- Arrow conformance (readers of both engines) ---------------------------------------------
+def conform(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
+    """Rename columns by position and cast each to ``target``'s exact type."""
+    import pyarrow as pa
+
+    arrays = []
+    for i, field in enumerate(target):
+        col = batch.column(i)
+        if col.type != field.type:
+            col = conform_array(col, field.type)
+        arrays.append(col)
+    return pa.RecordBatch.from_arrays(arrays, schema=target)
+
+
+def conform_array(col: pa.Array, to: pa.DataType) -> pa.Array:
+    import pyarrow as pa
+
+    t = col.type
+    if isinstance(t, pa.ExtensionType):
+        col = col.storage
+        t = col.type
+    if pa.types.is_timestamp(to) and pa.types.is_timestamp(t) and t.tz and to.tz:
+        col = col.cast(pa.timestamp(t.unit, "UTC")).cast(to)
+        return col
+    if pa.types.is_struct(to) and pa.types.is_struct(t):
+        flat = col.flatten()  # children with the parent's offset applied
+        children = [conform_array(flat[i], to.field(i).type) for i in range(to.num_fields)]
+        return pa.StructArray.from_arrays(
+            children, fields=list(to), mask=col.is_null() if col.null_count else None
+        )
+    if pa.types.is_map(to) and pa.types.is_map(t):
+        keys = conform_array(col.keys, to.key_type)
+        items = conform_array(col.items, to.item_type)
+        return pa.MapArray.from_arrays(
+            col.offsets, keys, items, type=to, mask=col.is_null() if col.null_count else None
+        )
+    if (pa.types.is_list(to) or pa.types.is_large_list(to)) and (
+        pa.types.is_list(t) or pa.types.is_large_list(t)
+    ):
+        values = conform_array(col.values, to.value_type)
+        cls = pa.ListArray if pa.types.is_list(to) else pa.LargeListArray
+        return cls.from_arrays(
+            col.offsets.cast(pa.int32() if pa.types.is_list(to) else pa.int64()),
+            values,
+            type=to,
+            mask=col.is_null() if col.null_count else None,
+        )
+    return col.cast(to)
+
+
+# -- the tracker's side --------------------------------------------------------------------------
+_REGISTERED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def ensure_registered(spark: Any) -> None:
+    """Register ``format("sqltrack")`` with this SparkSession once, through the entry
+    point that the ``spark_datasource`` package declares."""
+    try:
+        if spark in _REGISTERED:
+            return
+    except TypeError:
+        pass
+    from importlib.metadata import entry_points
+
+    found = list(entry_points(group=ENTRY_POINT_GROUP))
+    if not found:
+        raise InvalidInputError(
+            f"no Spark data source is installed for sqltrack (entry point group "
+            f"{ENTRY_POINT_GROUP!r}); reinstall sqltrack (pip install sqltrack)"
+        )
+    for ep in found:
+        ep.load()(spark)
+    try:
+        _REGISTERED.add(spark)
+    except TypeError:
+        pass
+
+
+def _check_mode(mode: str) -> bool:
+    if mode not in MODES:
+        raise InvalidInputError(
+            f"mode {mode!r} is not supported for datasets; use 'append' (create the dataset; "
+            "an error if the run already has one of this name) or 'overwrite' (replace it)"
+        )
+    return mode == "overwrite"
+
+
+def log_dataset(
+    tracker: Tracker,
+    df: Any,
+    name: str,
+    run_id: str,
+    *,
+    mode: str = "append",
+    keep_order: bool = False,
+) -> Dataset:
+    """Write ``df`` through ``format("sqltrack")`` and return its catalog row."""
+    name = validate_name(name)
+    overwrite = _check_mode(mode)
+    backend = tracker.backend
+    with backend.session(read_only=True) as s:
+        check_writable(s, backend.uri, run_id, name, overwrite)
+    check_columns(df.columns, backend.capabilities.max_identifier_length)
+    spark = df.sparkSession
+    ensure_registered(spark)
+    backend.release()  # DuckDB: Spark's processes need the file
+    (
+        df.write.format(FORMAT)
+        .option("uri", store_uri(backend))
+        .option("run_id", run_id)
+        .option("name", name)
+        .option("keep_order", str(bool(keep_order)).lower())
+        .option("created_by", _context.user_name())
+        .mode(mode)
+        .save()
+    )
+    return get_dataset(backend, run_id, name)
+
+
+def load_dataset(tracker: Tracker, spark: Any, run_id: str, name: str) -> Any:
+    """The dataset as a DataFrame equal to the one logged; the fingerprint is checked
+    first (IntegrityError naming the dataset on a mismatch)."""
+    backend = tracker.backend
+    dataset = get_dataset(backend, run_id, validate_name(name))
+    verify(backend, dataset)
+    ensure_registered(spark)
+    backend.release()
+    return (
+        spark.read.format(FORMAT)
+        .option("uri", store_uri(backend))
+        .option("dataset_id", str(dataset.dataset_id))
+        .option("verify", "false")  # just verified above
+        .load()
+    )
+
+
+def parse_bool(value: object, what: str) -> bool:
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", ""):
+        return False
+    raise InvalidInputError(f"option {what}={value!r} must be true or false")
+
+
+def uri_scheme(uri: str) -> str:
+    return parse_uri(uri).scheme
