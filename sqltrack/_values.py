@@ -10,6 +10,8 @@ from sqltrack.errors import InvalidInputError
 
 
 def metric_value(key: str, value: object) -> float:
+    if type(value) is float:  # the common case, without the numbers.Real ABC check
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidInputError(
             f"metric {key!r}: value {value!r} is not a number ({type(value).__name__}); "

@@ -21,8 +21,14 @@ _KEY_RE = re.compile(r"^[A-Za-z0-9_\-. /:]+$")
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+# Keys already found valid: a training loop logs the same few keys at every step.
+_VALID_KEYS: set[str] = set()
+
+
 def validate_key(key: object, what: str = "key") -> str:
     """Check a metric, param or tag key against MLflow's rules; return it unchanged."""
+    if type(key) is str and key in _VALID_KEYS:
+        return key
     if not isinstance(key, str):
         raise InvalidInputError(f"{what} {key!r} must be a string, not {type(key).__name__}")
     if not key:
@@ -45,6 +51,10 @@ def validate_key(key: object, what: str = "key") -> str:
             f"{what} {key!r} must be a normalised relative path (no leading '/', no '..', "
             "no '//', no trailing '/')"
         )
+    if type(key) is str:  # not a str subclass, whose hash or equality may differ
+        if len(_VALID_KEYS) >= 100_000:
+            _VALID_KEYS.clear()
+        _VALID_KEYS.add(key)
     return key
 
 

@@ -48,6 +48,10 @@ _RUN_COLUMNS = Fragment(
     "run_id, experiment_id, run_name, status, user_name, start_time, end_time, "
     "parent_run_id, host_name, source_name, source_type, git_commit"
 )
+_METRIC_COLUMNS = ("run_id", "key", "value", "step", "timestamp")
+# The Python types _values guarantees (str, str, float, int, aware datetime), so
+# PostgreSQL can take a binary COPY.
+_METRIC_TYPES = ("text", "text", "float8", "int8", "timestamptz")
 _ADJECTIVES = ("amber", "brisk", "calm", "deft", "eager", "fond", "glad", "keen", "lucid", "merry")
 _NOUNS = ("otter", "heron", "lynx", "finch", "panda", "koala", "ibis", "gecko", "tapir", "wren")
 
@@ -431,11 +435,13 @@ class Tracker:
         ts = _values.timestamp("metrics", timestamp)
         rows = []
         run_id = self._current(run_id)
+        step_: int | None = None
         for key, value in _pairs(metrics, "metrics"):
             key = validate_key(key, "metric key")
-            rows.append(
-                (run_id, key, _values.metric_value(key, value), _values.step(key, step), ts)
-            )
+            number = _values.metric_value(key, value)
+            if step_ is None:  # one step for the whole batch: check it once
+                step_ = _values.step(key, step)
+            rows.append((run_id, key, number, step_, ts))
         self._insert_metric_rows(run_id, rows)
 
     def log_metric_history(
@@ -468,7 +474,7 @@ class Tracker:
             return
         with self.backend.transaction() as s:
             self._check_running(s, run_id)
-            s.insert_rows("sqltrack.metrics", ("run_id", "key", "value", "step", "timestamp"), rows)
+            s.insert_rows("sqltrack.metrics", _METRIC_COLUMNS, rows, _METRIC_TYPES)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         run_id = _run_id(run_id)

@@ -44,9 +44,18 @@ class Session(Protocol):
         """Run several parameterless statements (DDL files)."""
 
     def insert_rows(
-        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        types: Sequence[str] | None = None,
     ) -> None:
-        """Bulk insert through the engine's fast path (COPY / Arrow scan)."""
+        """Bulk insert through the engine's fast path (COPY / Arrow scan).
+
+        ``types`` (PostgreSQL type names, one per column) promises that every value is
+        already of the Python type psycopg dumps for it (``str`` for text, ``float`` for
+        float8, ``int`` for int8, an aware ``datetime`` for timestamptz): PostgreSQL then
+        takes a binary COPY instead of a text one. Other engines ignore it."""
 
     def arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         """Run a query and return the result as an Arrow table."""

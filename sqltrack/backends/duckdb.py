@@ -90,7 +90,11 @@ class DuckDBSession:
             raise _map_error(exc, self._where) from exc
 
     def insert_rows(
-        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        types: Sequence[str] | None = None,
     ) -> None:
         if not rows:
             return

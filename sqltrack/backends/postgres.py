@@ -94,7 +94,11 @@ class PostgresSession:
             raise _map_error(exc, self._where) from exc
 
     def insert_rows(
-        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        types: Sequence[str] | None = None,
     ) -> None:
         if not rows:
             return
@@ -102,12 +106,15 @@ class PostgresSession:
         from psycopg import sql as pgsql
 
         schema, _, name = table.partition(".")
-        stmt = pgsql.SQL("COPY {} ({}) FROM STDIN").format(
+        stmt = pgsql.SQL("COPY {} ({}) FROM STDIN{}").format(
             pgsql.Identifier(schema, name) if name else pgsql.Identifier(schema),
             pgsql.SQL(", ").join(pgsql.Identifier(c) for c in columns),
+            pgsql.SQL(" (FORMAT BINARY)" if types else ""),
         )
         try:
             with self._conn.cursor() as cur, cur.copy(stmt) as copy:
+                if types:
+                    copy.set_types(list(types))
                 for row in rows:
                     copy.write_row(row)
         except psycopg.Error as exc:
