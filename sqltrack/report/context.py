@@ -367,7 +367,11 @@ def _compare_chart(
     primary: str | None,
     lower: bool,
 ) -> Chart | None:
-    best = [r for r in ranked if data.metrics.get(r.run_id)][:MAX_COMPARED_RUNS]
+    if primary is None:
+        return None
+    best = [
+        r for r in ranked if math.isfinite(data.metrics.get(r.run_id, {}).get(primary, math.nan))
+    ][:MAX_COMPARED_RUNS]
     axes = [k for k in metric_keys if any(k in data.metrics[r.run_id] for r in best)][:12]
     if not best or len(axes) < 2:
         return None
