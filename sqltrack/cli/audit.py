@@ -90,7 +90,9 @@ def _run_lineage(args: argparse.Namespace) -> None:
     if args.format == "json":
         sys.stdout.write(json.dumps(result.as_dict(), indent=2, default=str) + "\n")
     elif args.format == "csv":
-        rows = [("data", d.name, d.table_name, d.row_count, d.fingerprint) for d in result.datasets]
+        rows: list[tuple[object, ...]] = [
+            ("data", d.name, d.table_name, d.row_count, d.fingerprint) for d in result.datasets
+        ]
         rows += [
             ("model", m.name, m.model_class, m.dataset_name, m.dataset_fingerprint)
             for m in result.models
