@@ -103,9 +103,11 @@ class IndexPage:
 class ExperimentPage:
     """An experiment: its runs table (sortable and filterable in the page) and charts.
 
-    ``primary_metric`` orders the runs that the comparison and history charts draw
-    (the ``MAX_COMPARED_RUNS`` best; higher is better unless its name says loss,
-    error, rmse, mse, mae, mape, time, duration or seconds).
+    ``primary_metric`` is the y axis of the hyperparameter charts and orders the runs
+    that the comparison and history charts draw (the ``MAX_COMPARED_RUNS`` best; higher
+    is better unless its name says loss, err, rmse, mse, mae, mape, time, duration or
+    seconds). By default it is the metric most runs logged, a score before a loss among
+    equals (``write_report(metric=...)`` / ``sqltrack report --metric`` choose another).
     """
 
     title: str

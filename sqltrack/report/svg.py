@@ -228,11 +228,12 @@ def scatter(points: Sequence[Point], x_label: str, y_label: str, title: str) -> 
             return sx(float(p.x))
 
     _axis_labels(out, x_label, y_label, right)
+    radius, opacity = (4.5, 0.8) if len(drawn) <= 100 else (3.0, 0.45)  # many runs: see density
     for p in drawn:
         tip = f"{p.label}: {x_label} = {format_number(p.x)}, {y_label} = {format_number(p.y)}"
         dot = (
-            f'<circle class="mark" cx="{px(p):.1f}" cy="{sy(p.y):.1f}" r="4.5" '
-            f'fill="{PALETTE[0]}"><title>{escape(tip)}</title></circle>'
+            f'<circle class="mark" cx="{px(p):.1f}" cy="{sy(p.y):.1f}" r="{radius}" '
+            f'fill="{PALETTE[0]}" fill-opacity="{opacity}"><title>{escape(tip)}</title></circle>'
         )
         if p.href:
             dot = f'<a href="{escape(p.href)}">{dot}</a>'
