@@ -18,6 +18,7 @@ __all__ = [
     "Experiment",
     "Metric",
     "ModelVersion",
+    "PipelineStage",
     "Run",
     "RunInfo",
     "RunStatus",
@@ -138,8 +139,8 @@ class Dataset:
     fingerprint: str  # order-independent content hash, verified on load
     created_at: datetime
     created_by: str
-
     ordered: bool = False  # logged with keep_order=True: reloads in the original row order
+
 
 @dataclass(frozen=True)
 class ModelVersion:
@@ -153,5 +154,20 @@ class ModelVersion:
     sha256: str
     size_bytes: int
     dataset_id: int | None
-    input_schema: str | None
+    input_schema: str | None  # Spark StructType JSON of the input columns, when known
     created_at: datetime
+    input_columns: tuple[str, ...] = ()  # the columns the model reads
+
+
+@dataclass(frozen=True)
+class PipelineStage:
+    """One stage of a logged Spark pipeline (nested pipelines flattened, with their path)."""
+
+    run_id: str
+    stage_index: int
+    stage_path: str
+    stage_class: str
+    class_path: str
+    stage_uid: str
+    stage_kind: str  # estimator, model or transformer
+    pipeline_uid: str
