@@ -268,6 +268,8 @@ def test_cli_lineage_tree_and_json(capsys, tracker, demo):
     lines = out.splitlines()
     assert lines[0] == f"run {run_id} 'rf-50' [FINISHED]"
     assert "├── experiment: demo" in lines and "└── model" in lines
+    code, out, _ = cli(capsys, "lineage", run_id, "--uri", demo.uri, "--format", "csv")
+    assert [r["kind"] for r in csv.DictReader(io.StringIO(out))] == ["data", "model"]
     code, out, _ = cli(capsys, "lineage", run_id, "--uri", demo.uri, "--format", "json")
     data = json.loads(out)
     assert data["run"]["user_name"] == "alice" and data["run"]["git_commit"] == COMMIT_A
