@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -351,3 +353,47 @@ def rendered_dom(flags: list[str], page: Path, profile: Path) -> Node:
     html = Tree()
     html.feed(dom.stdout)
     return html.root.find("html")
+
+
+def test_wheel_ships_the_templates_and_renders_from_them(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(root),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    wheel = next((tmp_path / "dist").glob("sqltrack-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    templates = sorted((root / "sqltrack" / "report" / "templates").iterdir())
+    assert {t.name for t in templates} >= {"base.html", "experiment.html", "run.html", "report.js"}
+    for t in templates:
+        assert f"sqltrack/report/templates/{t.name}" in names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import sqltrack, sqltrack.report as r; "
+        "assert r.__file__.startswith(sys.argv[1]), r.__file__; "
+        "t = sqltrack.connect('duckdb:///' + sys.argv[2]); "
+        "run = t.start_run(run_name='w'); t.log_metric('r2', 0.5); t.end_run(); "
+        "print(t.write_report(sys.argv[3]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(site), str(tmp_path / "w.duckdb"), str(tmp_path / "r")],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout
+    assert out.strip() == str(tmp_path / "r" / "index.html")
+    assert "<table" in (tmp_path / "r" / "index.html").read_text()
