@@ -72,6 +72,25 @@ def median_rate(items: int, repeats: int, body: Callable[[int], None]) -> float:
     return items / statistics.median(times)
 
 
+def interleaved_rates(
+    cases: dict[str, tuple[int, Callable[[int], None]]], repeats: int, warmup: int = 5
+) -> dict[str, float]:
+    """items/s of each case's median repeat, the cases taking turns repeat by repeat so
+    that a figure and its anchors see the same load on a shared machine.
+
+    ``cases`` maps a name to ``(items, body)``; ``body(items)`` does ``items`` units.
+    """
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for items, body in cases.values():
+        body(min(items, warmup))
+    for _ in range(repeats):
+        for name, (items, body) in cases.items():
+            start = time.perf_counter()
+            body(items)
+            times[name].append(time.perf_counter() - start)
+    return {name: cases[name][0] / statistics.median(t) for name, t in times.items()}
+
+
 def median_seconds(repeats: int, body: Callable[[], object], warmup: int = 1) -> float:
     """The median wall time of ``repeats`` calls of ``body`` after ``warmup`` calls."""
     for _ in range(warmup):

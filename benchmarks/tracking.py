@@ -8,8 +8,11 @@
 Anchors, measured in the same run: MLflow's own client with its SQL store on the same
 PostgreSQL server (a separate fresh database; skipped when ``mlflow`` is not
 installed), and the engines themselves through their drivers on the same tables:
-single-row INSERT in autocommit, COPY (PostgreSQL) or an Arrow insert (DuckDB), and
-one hand-written SQL query giving the same search answer.
+single-row INSERT in autocommit, binary COPY (PostgreSQL) or an Arrow insert (DuckDB),
+and one hand-written SQL query giving the same search answer.
+
+The machine is shared, so a figure and its anchors take turns repeat by repeat
+(:func:`benchmarks._common.interleaved_rates`) and each reports its median repeat.
 """
 
 from __future__ import annotations
@@ -19,15 +22,16 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from benchmarks._common import (
-    median_rate,
+    interleaved_rates,
     median_seconds,
     pg_available,
     pg_database,
@@ -36,18 +40,25 @@ from benchmarks._common import (
 )
 
 LOG_METRIC = "log_metric, one call at a time (each committed)"
+LOG_METRIC_NO_WAIT = LOG_METRIC + "; opt-in synchronous_commit=off"
 LOG_METRICS = "log_metrics, batches of {batch:,} points"
 SEARCH = "search_runs: metric filter + order, {runs:,} runs x {params} params x {metrics} metrics"
 METRIC_COLUMNS = ("run_id", "key", "value", "step", "timestamp")
+MLFLOW_LOG_METRIC = "MLflow 3 client.log_metric, SQL store"
+MLFLOW_LOG_BATCH = "MLflow 3 client.log_batch, SQL store"
+NO_MLFLOW = "MLflow not measured (not installed, or --no-mlflow)"
+# Opt-in, through the store URI: commits that do not wait for the WAL flush.
+_NO_WAIT_OPTIONS = "-c jit=off -c synchronous_commit=off"
+
+Body = Callable[[int], None]
 
 
 @dataclass(frozen=True)
 class Size:
-    calls: int  # log_metric calls per backend, split over `repeats`
+    calls: int  # log_metric calls per case, split over `repeats`
     mlflow_calls: int
     batch: int  # points per log_metrics call
-    batches: int  # batches timed per backend (the median counts)
-    mlflow_batches: int
+    batches: int  # batches timed per case (the median counts)
     runs: int  # runs loaded for the search
     params: int
     metrics: int
@@ -56,9 +67,9 @@ class Size:
 
 
 SIZES = {
-    "full": Size(1500, 250, 1000, 10, 5, 10_000, 20, 10, 5),
-    "small": Size(300, 50, 1000, 5, 3, 1_000, 20, 10, 3),
-    "tiny": Size(20, 10, 50, 2, 2, 30, 3, 2, 2, repeats=2),
+    "full": Size(1800, 270, 1000, 9, 10_000, 20, 10, 7, repeats=9),
+    "small": Size(300, 50, 1000, 3, 1_000, 20, 10, 3),
+    "tiny": Size(20, 10, 50, 2, 30, 3, 2, 2, repeats=2),
 }
 
 
@@ -66,34 +77,38 @@ def _log(message: str) -> None:
     print(f"  tracking: {message}", file=sys.stderr, flush=True)
 
 
+def _steps() -> Iterator[int]:
+    return iter(range(10**12))
+
+
 # -- sqltrack ------------------------------------------------------------------------------
-def sqltrack_log_metric(tracker: Any, calls: int, repeats: int) -> float:
-    """Points/s of ``log_metric`` called once per point (the median of ``repeats``)."""
-    step = iter(range(10**9))
+def sqltrack_log_metric(tracker: Any, run_id: str | None = None, key: str = "loss") -> Body:
+    """``log_metric`` called once per point."""
+    step = _steps()
 
     def body(n: int) -> None:
         for _ in range(n):
-            tracker.log_metric("loss", 0.5, step=next(step))
+            tracker.log_metric(key, 0.5, step=next(step), run_id=run_id)
 
-    body(5)  # warm-up: connection, prepared plans
-    return median_rate(max(calls // repeats, 1), repeats, body)
+    return body
 
 
-def sqltrack_log_metrics(tracker: Any, batch: int, batches: int) -> float:
-    """Points/s of ``log_metrics`` with ``batch`` points per call (the median call)."""
-    steps = iter(range(10**9))
-    points = [{f"m{j:04d}": j / batch for j in range(batch)}]
+def sqltrack_log_metrics(tracker: Any, run_id: str | None = None) -> Body:
+    """``log_metrics`` with ``n`` points (keys) per call."""
+    step = _steps()
+    points: dict[int, dict[str, float]] = {}
 
-    def body(_: int) -> None:
-        tracker.log_metrics(points[0], step=next(steps))
+    def body(n: int) -> None:
+        if n not in points:
+            points[n] = {f"m{j:04d}": j / n for j in range(n)}
+        tracker.log_metrics(points[n], step=next(step), run_id=run_id)
 
-    body(0)  # warm-up
-    return median_rate(batch, batches, body)
+    return body
 
 
 def load_search_runs(tracker: Any, size: Size, seed: int = 7) -> tuple[str, float]:
-    """Bulk-load ``size.runs`` finished runs with params and one point per metric;
-    return the experiment name and the seconds the load took."""
+    """Bulk-load ``size.runs`` finished runs with params and one point per metric through
+    sqltrack's bulk path; return the experiment name and the seconds the load took."""
     rng = random.Random(seed)
     name = "search-bench"
     started = time.perf_counter()
@@ -103,27 +118,24 @@ def load_search_runs(tracker: Any, size: Size, seed: int = 7) -> tuple[str, floa
     for i in range(size.runs):
         run_id = uuid.UUID(int=rng.getrandbits(128)).hex
         start = t0 + timedelta(seconds=i)
-        runs.append((run_id, experiment_id, f"run-{i}", "FINISHED", "bench", start, start, "bench"))
+        runs.append((run_id, experiment_id, f"run-{i}", "FINISHED", "bench", start, start, "h"))
         params += [(run_id, f"p{j:02d}", str(rng.randrange(100))) for j in range(size.params)]
         metrics += [
             (run_id, f"m{j:02d}", rng.random(), 0, start + timedelta(seconds=1))
             for j in range(size.metrics)
         ]
+    run_columns = (
+        "run_id",
+        "experiment_id",
+        "run_name",
+        "status",
+        "user_name",
+        "start_time",
+        "end_time",
+        "host_name",
+    )
     with tracker.backend.transaction() as s:
-        s.insert_rows(
-            "sqltrack.runs",
-            (
-                "run_id",
-                "experiment_id",
-                "run_name",
-                "status",
-                "user_name",
-                "start_time",
-                "end_time",
-                "host_name",
-            ),
-            runs,
-        )
+        s.insert_rows("sqltrack.runs", run_columns, runs)
         s.insert_rows("sqltrack.params", ("run_id", "key", "value"), params)
         s.insert_rows("sqltrack.metrics", METRIC_COLUMNS, metrics)
     return name, time.perf_counter() - started
@@ -175,10 +187,11 @@ def anchor_search(tracker: Any, backend: str, experiment: str, searches: int) ->
     return median_seconds(searches, body), answer[0]
 
 
-def duckdb_insert(tracker: Any, run_id: str, calls: int, repeats: int) -> float:
-    """Rows/s of single-row INSERTs in autocommit on sqltrack's own DuckDB connection."""
+def duckdb_insert(tracker: Any, run_id: str) -> Body:
+    """Single-row INSERTs in autocommit on sqltrack's own DuckDB connection (DuckDB
+    admits one connection to the file per process)."""
     now = datetime.now(timezone.utc)
-    step = iter(range(10**9))
+    step = _steps()
 
     def body(n: int) -> None:
         with tracker.backend.session() as s:
@@ -189,20 +202,19 @@ def duckdb_insert(tracker: Any, run_id: str, calls: int, repeats: int) -> float:
                     [run_id, "raw", 0.5, next(step), now],
                 )
 
-    body(5)
-    return median_rate(max(calls // repeats, 1), repeats, body)
+    return body
 
 
-def duckdb_arrow_insert(tracker: Any, run_id: str, batch: int, batches: int) -> float:
-    """Rows/s of the same batches built as an Arrow table and inserted in one statement."""
+def duckdb_arrow_insert(tracker: Any, run_id: str) -> Body:
+    """The same batches built as an Arrow table and inserted in one statement."""
     import pyarrow as pa
 
-    step = iter(range(10**9))
+    step = _steps()
 
     def body(n: int) -> None:
         now = datetime.now(timezone.utc)
         st = next(step)
-        rows = [(run_id, f"m{j:04d}", j / n, st, now) for j in range(n)]
+        rows = [(run_id, f"raw{j:04d}", j / n, st, now) for j in range(n)]
         table = pa.table({c: [r[i] for r in rows] for i, c in enumerate(METRIC_COLUMNS)})
         with tracker.backend.session() as s:
             con = s.raw
@@ -214,67 +226,59 @@ def duckdb_arrow_insert(tracker: Any, run_id: str, batch: int, batches: int) -> 
             finally:
                 con.unregister("_bench_batch")
 
-    body(batch)
-    return median_rate(batch, batches, body)
+    return body
 
 
-def pg_insert(uri: str, run_id: str, calls: int, repeats: int) -> float:
-    """Rows/s of single-row INSERTs in autocommit (each committed) through psycopg."""
-    import psycopg
-
+def pg_insert(conn: Any, run_id: str) -> Body:
+    """Single-row INSERTs in autocommit (each committed) through psycopg."""
     now = datetime.now(timezone.utc)
-    step = iter(range(10**9))
-    with psycopg.connect(uri, autocommit=True) as conn:
+    step = _steps()
 
-        def body(n: int) -> None:
-            for _ in range(n):
-                conn.execute(
-                    "INSERT INTO sqltrack.metrics (run_id, key, value, step, timestamp) "
-                    "VALUES (%s, %s, %s, %s, %s)",
-                    (run_id, "raw", 0.5, next(step), now),
-                )
+    def body(n: int) -> None:
+        for _ in range(n):
+            conn.execute(
+                "INSERT INTO sqltrack.metrics (run_id, key, value, step, timestamp) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (run_id, "raw", 0.5, next(step), now),
+            )
 
-        body(5)
-        return median_rate(max(calls // repeats, 1), repeats, body)
+    return body
 
 
-def pg_copy(uri: str, run_id: str, batch: int, batches: int) -> float:
-    """Rows/s of the same batches through binary COPY, one transaction per batch."""
-    import psycopg
+def pg_copy(conn: Any, run_id: str) -> Body:
+    """The same batches through binary COPY, one transaction per batch."""
+    step = _steps()
 
-    step = iter(range(10**9))
-    with psycopg.connect(uri, autocommit=True) as conn:
+    def body(n: int) -> None:
+        now = datetime.now(timezone.utc)
+        st = next(step)
+        rows = [(run_id, f"raw{j:04d}", j / n, st, now) for j in range(n)]
+        with conn.transaction(), conn.cursor() as cur:
+            with cur.copy(
+                "COPY sqltrack.metrics (run_id, key, value, step, timestamp) "
+                "FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["text", "text", "float8", "int8", "timestamptz"])
+                for row in rows:
+                    copy.write_row(row)
 
-        def body(n: int) -> None:
-            now = datetime.now(timezone.utc)
-            st = next(step)
-            rows = [(run_id, f"m{j:04d}", j / n, st, now) for j in range(n)]
-            with conn.transaction(), conn.cursor() as cur:
-                with cur.copy(
-                    "COPY sqltrack.metrics (run_id, key, value, step, timestamp) "
-                    "FROM STDIN (FORMAT BINARY)"
-                ) as copy:
-                    copy.set_types(["text", "text", "float8", "int8", "timestamptz"])
-                    for row in rows:
-                        copy.write_row(row)
-
-        body(batch)
-        return median_rate(batch, batches, body)
+    return body
 
 
 # -- MLflow ----------------------------------------------------------------------------------
 def mlflow_importable() -> bool:
-    try:
-        import importlib.util
+    import importlib.util
 
+    try:
         return importlib.util.find_spec("mlflow") is not None
     except ValueError:
         return False
 
 
-def mlflow_anchors(dsn: str, size: Size, workdir: str) -> dict[str, float]:
-    """MLflow's client on its SQL store in a fresh database of the same server:
-    ``log_metric`` one call at a time and ``log_batch`` (points/s)."""
+@contextmanager
+def mlflow_client(dsn: str, workdir: str) -> Iterator[tuple[Body, Body]]:
+    """MLflow's client on its SQL store in a fresh database of the same server; yields
+    bodies for ``log_metric`` one call at a time and ``log_batch``."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     started = time.perf_counter()
@@ -290,32 +294,23 @@ def mlflow_anchors(dsn: str, size: Size, workdir: str) -> dict[str, float]:
         )
         run_id = client.create_run(experiment_id).info.run_id
         _log(f"MLflow store set up (migrations, first run): {time.perf_counter() - started:.1f} s")
-        step = iter(range(10**9))
+        step = _steps()
 
-        def one_at_a_time(n: int) -> None:
+        def log_metric(n: int) -> None:
             for _ in range(n):
                 client.log_metric(run_id, "loss", 0.5, step=next(step))
 
-        one_at_a_time(3)
-        figures = {
-            "log_metric": median_rate(
-                max(size.mlflow_calls // size.repeats, 1), size.repeats, one_at_a_time
-            )
-        }
-
-        def batch(n: int) -> None:
-            st = next(step)
-            ms = int(time.time() * 1000)
+        def log_batch(n: int) -> None:
+            st, ms = next(step), int(time.time() * 1000)
             client.log_batch(run_id, metrics=[Metric(f"m{j:04d}", j / n, ms, st) for j in range(n)])
 
-        batch(size.batch)
-        figures["log_batch"] = median_rate(size.batch, size.mlflow_batches, batch)
-        client.set_terminated(run_id)
-        store = getattr(getattr(client, "_tracking_client", None), "store", None)
-        engine = getattr(store, "engine", None)
-        if engine is not None:
-            engine.dispose()
-    return figures
+        try:
+            yield log_metric, log_batch
+        finally:
+            store = getattr(getattr(client, "_tracking_client", None), "store", None)
+            engine = getattr(store, "engine", None)
+            if engine is not None:
+                engine.dispose()
 
 
 # -- the stores ------------------------------------------------------------------------------
@@ -328,96 +323,178 @@ def _store(backend: str, args: Any) -> Iterator[str]:
             yield uri
 
 
-def measure_backend(
-    backend: str, uri: str, size: Size, mlflow: dict[str, float]
+def _writes_postgres(
+    tracker: Any, uri: str, run_id: str, size: Size, mlflow: tuple[Body, Body] | None
 ) -> list[dict[str, Any]]:
+    import psycopg
+
     import sqltrack
 
-    rows = []
-    tracker = sqltrack.connect(uri)
+    no_wait = sqltrack.connect(uri + "?options=" + quote(_NO_WAIT_OPTIONS))
     try:
-        tracker.create_experiment("write-bench")
-        run = tracker.start_run(run_name="write-bench")
-        run_id = run.info.run_id
+        with psycopg.connect(uri, autocommit=True) as conn:
+            per = max(size.calls // size.repeats, 1)
+            cases = {
+                "sqltrack": (per, sqltrack_log_metric(tracker)),
+                "no_wait": (per, sqltrack_log_metric(no_wait, run_id, "no_wait")),
+                "insert": (per, pg_insert(conn, run_id)),
+            }
+            if mlflow:
+                cases["mlflow"] = (max(size.mlflow_calls // size.repeats, 1), mlflow[0])
+            one = interleaved_rates(cases, size.repeats)
+            _log(f"postgres log_metric (points/s): {one}")
+            cases = {
+                "sqltrack": (size.batch, sqltrack_log_metrics(tracker)),
+                "copy": (size.batch, pg_copy(conn, run_id)),
+            }
+            if mlflow:
+                cases["mlflow"] = (size.batch, mlflow[1])
+            batched = interleaved_rates(cases, size.batches)
+            _log(f"postgres log_metrics (points/s): {batched}")
+    finally:
+        no_wait.close()
+    m1, mb = one.get("mlflow"), batched.get("mlflow")
+    name = LOG_METRICS.format(batch=size.batch)
+    batch_target = {"target": ">= 100,000 points/s", "met": batched["sqltrack"] >= 100_000}
+    return [
+        result(
+            LOG_METRIC,
+            "postgres",
+            rate=one["sqltrack"],
+            unit="points/s",
+            anchor=MLFLOW_LOG_METRIC,
+            anchor_figure=m1,
+            target=">= 10x MLflow",
+            met=None if m1 is None else one["sqltrack"] >= 10 * m1,
+            note="" if m1 else NO_MLFLOW,
+        ),
+        result(
+            LOG_METRIC,
+            "postgres",
+            rate=one["sqltrack"],
+            unit="points/s",
+            anchor="psycopg single-row INSERT, autocommit",
+            anchor_figure=one["insert"],
+        ),
+        result(
+            LOG_METRIC_NO_WAIT,
+            "postgres",
+            rate=one["no_wait"],
+            unit="points/s",
+            anchor=MLFLOW_LOG_METRIC if m1 else "psycopg single-row INSERT, autocommit",
+            anchor_figure=m1 or one["insert"],
+            note="URI ?options=-c synchronous_commit=off: commits return before the WAL "
+            "flush, so a server crash may lose the last moments of points; not the default",
+        ),
+        result(
+            name,
+            "postgres",
+            rate=batched["sqltrack"],
+            unit="points/s",
+            anchor=MLFLOW_LOG_BATCH,
+            anchor_figure=mb,
+            note="" if mb else NO_MLFLOW,
+            **batch_target,
+        ),
+        result(
+            name,
+            "postgres",
+            rate=batched["sqltrack"],
+            unit="points/s",
+            anchor="psycopg binary COPY, one transaction per batch",
+            anchor_figure=batched["copy"],
+        ),
+    ]
 
-        # log_metric, one call at a time
-        rate = sqltrack_log_metric(tracker, size.calls, size.repeats)
-        _log(f"{backend} log_metric: {rate:,.0f} points/s")
-        if backend == "postgres":
-            raw = pg_insert(uri, run_id, size.calls, size.repeats)
-            anchor = mlflow.get("log_metric")
-            rows.append(
-                result(
-                    LOG_METRIC,
-                    backend,
-                    rate=rate,
-                    unit="points/s",
-                    anchor="MLflow 3 client.log_metric, SQL store",
-                    anchor_figure=anchor,
-                    target=">= 10x MLflow",
-                    met=None if anchor is None else rate >= 10 * anchor,
-                    note="" if anchor else "MLflow not measured (not installed or --no-mlflow)",
-                )
-            )
-            raw_name = "psycopg single-row INSERT, autocommit"
-        else:
-            raw = duckdb_insert(tracker, run_id, size.calls, size.repeats)
-            raw_name = "duckdb single-row INSERT, autocommit"
-        rows.append(
-            result(LOG_METRIC, backend, rate=rate, unit="points/s", anchor=raw_name,
-                   anchor_figure=raw)
-        )  # fmt: skip
 
-        # log_metrics in batches
-        rate = sqltrack_log_metrics(tracker, size.batch, size.batches)
-        _log(f"{backend} log_metrics: {rate:,.0f} points/s")
-        name = LOG_METRICS.format(batch=size.batch)
-        target = {"target": ">= 100,000 points/s", "met": rate >= 100_000}
-        if backend == "postgres":
-            raw = pg_copy(uri, run_id, size.batch, size.batches)
-            raw_name = "psycopg binary COPY, one transaction per batch"
-            anchor = mlflow.get("log_batch")
-            rows.append(
-                result(
-                    name,
-                    backend,
-                    rate=rate,
-                    unit="points/s",
-                    anchor="MLflow 3 client.log_batch, SQL store",
-                    anchor_figure=anchor,
-                    note="" if anchor else "MLflow not measured (not installed or --no-mlflow)",
-                    **target,
-                )
-            )
-        else:
-            raw = duckdb_arrow_insert(tracker, run_id, size.batch, size.batches)
-            raw_name = "duckdb Arrow INSERT ... SELECT, one transaction per batch"
-        rows.append(
-            result(name, backend, rate=rate, unit="points/s", anchor=raw_name, anchor_figure=raw,
-                   **(target if backend == "duckdb" else {}))
-        )  # fmt: skip
-        tracker.end_run()
+def _writes_duckdb(tracker: Any, run_id: str, size: Size) -> list[dict[str, Any]]:
+    per = max(size.calls // size.repeats, 1)
+    one = interleaved_rates(
+        {
+            "sqltrack": (per, sqltrack_log_metric(tracker)),
+            "insert": (per, duckdb_insert(tracker, run_id)),
+        },
+        size.repeats,
+    )
+    _log(f"duckdb log_metric (points/s): {one}")
+    batched = interleaved_rates(
+        {
+            "sqltrack": (size.batch, sqltrack_log_metrics(tracker)),
+            "arrow": (size.batch, duckdb_arrow_insert(tracker, run_id)),
+        },
+        size.batches,
+    )
+    _log(f"duckdb log_metrics (points/s): {batched}")
+    return [
+        result(
+            LOG_METRIC,
+            "duckdb",
+            rate=one["sqltrack"],
+            unit="points/s",
+            anchor="duckdb single-row INSERT, autocommit",
+            anchor_figure=one["insert"],
+        ),
+        result(
+            LOG_METRICS.format(batch=size.batch),
+            "duckdb",
+            rate=batched["sqltrack"],
+            unit="points/s",
+            anchor="duckdb Arrow INSERT ... SELECT, one transaction per batch",
+            anchor_figure=batched["arrow"],
+            target=">= 100,000 points/s",
+            met=batched["sqltrack"] >= 100_000,
+        ),
+    ]
 
-        # search_runs over many runs
-        experiment, load_seconds = load_search_runs(tracker, size)
-        _log(f"{backend} loaded {size.runs:,} runs in {load_seconds:.1f} s")
+
+def _searches(tracker: Any, backend: str, size: Size) -> list[dict[str, Any]]:
+    experiment, load_seconds = load_search_runs(tracker, size)
+    _log(f"{backend}: loaded {size.runs:,} runs in {load_seconds:.1f} s")
+    # PostgreSQL plans from statistics that autovacuum gathers later: time the search
+    # right after the bulk load (none yet) and again after ANALYZE.
+    phases = [("", False)]
+    if backend == "postgres":
+        phases = [(" (right after the load, no statistics)", False), (" (after ANALYZE)", True)]
+    rows = []
+    for label, analyze in phases:
+        if analyze:
+            with tracker.backend.session() as s:
+                s.execute("ANALYZE")
         seconds, frame = sqltrack_search(tracker, experiment, size.searches)
         raw_seconds, raw_answer = anchor_search(tracker, backend, experiment, size.searches)
-        _log(f"{backend} search_runs: {seconds:.3f} s (hand-written SQL {raw_seconds:.3f} s)")
+        _log(f"{backend} search_runs{label}: {seconds:.3f} s (SQL {raw_seconds:.3f} s)")
         same = list(frame["run_id"]) == [r[0] for r in raw_answer]
         rows.append(
             result(
-                SEARCH.format(runs=size.runs, params=size.params, metrics=size.metrics),
+                SEARCH.format(runs=size.runs, params=size.params, metrics=size.metrics) + label,
                 backend,
                 seconds=seconds,
                 anchor="one hand-written SQL query, same answer",
                 anchor_figure=raw_seconds,
                 target="< 0.5 s",
                 met=seconds < 0.5,
-                note=f"{len(frame)} runs returned; load {load_seconds:.1f} s"
+                note=f"{len(frame)} runs returned; bulk load {load_seconds:.1f} s"
                 + ("" if same else "; ANSWER DIFFERS from the hand-written query"),
             )
         )
+    return rows
+
+
+def measure_backend(
+    backend: str, uri: str, size: Size, mlflow: tuple[Body, Body] | None
+) -> list[dict[str, Any]]:
+    import sqltrack
+
+    tracker = sqltrack.connect(uri)
+    try:
+        tracker.create_experiment("write-bench")
+        run_id = tracker.start_run(run_name="write-bench").info.run_id
+        if backend == "postgres":
+            rows = _writes_postgres(tracker, uri, run_id, size, mlflow)
+        else:
+            rows = _writes_duckdb(tracker, run_id, size)
+        tracker.end_run()
+        rows += _searches(tracker, backend, size)
     finally:
         tracker.close()
     return rows
@@ -426,20 +503,22 @@ def measure_backend(
 def run(args: Any) -> list[dict[str, Any]]:
     size = SIZES[getattr(args, "size", "full")]
     backends = tuple(getattr(args, "backends", ("duckdb", "postgres")))
-    rows: list[dict[str, Any]] = []
     if "postgres" in backends:
         reason = pg_available(pg_dsn(args))
         if reason:
             _log(f"PostgreSQL at {pg_dsn(args)} is unreachable ({reason}); skipping it")
             backends = tuple(b for b in backends if b != "postgres")
-    mlflow: dict[str, float] = {}
-    if "postgres" in backends and getattr(args, "mlflow", True):
-        if mlflow_importable():
-            mlflow = mlflow_anchors(pg_dsn(args), size, args.workdir)
-            _log(f"MLflow: {mlflow}")
-        else:
-            _log("mlflow is not installed (pip install -e '.[bench]'); MLflow anchors skipped")
+    rows: list[dict[str, Any]] = []
     for backend in backends:
         with _store(backend, args) as uri:
-            rows += measure_backend(backend, uri, size, mlflow)
+            if backend != "postgres":
+                rows += measure_backend(backend, uri, size, None)
+            elif not getattr(args, "mlflow", True):
+                rows += measure_backend(backend, uri, size, None)
+            elif not mlflow_importable():
+                _log("mlflow is not installed (pip install -e '.[bench]'); no MLflow anchors")
+                rows += measure_backend(backend, uri, size, None)
+            else:
+                with mlflow_client(pg_dsn(args), args.workdir) as mlflow:
+                    rows += measure_backend(backend, uri, size, mlflow)
     return rows
