@@ -78,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--results-dir", type=Path, default=RESULTS, help="where the JSON results go"
     )
+    parser.add_argument(
+        "--markdown", action="store_true", help="print the table as Markdown (for README.md)"
+    )
     parser.add_argument("--list", action="store_true", help="list the benchmark modules and exit")
     args = parser.parse_args(argv)
     backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
@@ -98,7 +101,7 @@ def _format_figure(row: dict[str, Any], key: str) -> str:
     return f"{value:,.0f} {unit}" if value >= 100 else f"{value:,.1f} {unit}"
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
+def format_table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
     header = ("benchmark", "backend", "figure", "anchor", "anchor figure", "ratio", "target")
     lines = []
     for r in rows:
@@ -119,6 +122,10 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                 target,
             )
         )
+    if markdown:
+        md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        md += ["| " + " | ".join(str(c) for c in line) + " |" for line in lines]
+        return "\n".join(md)
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=False)]
     out = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     out.append("-+-".join("-" * w for w in widths))
@@ -194,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, ok = run(args)
     info["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print()
-    print(format_table(rows))
+    print(format_table(rows, markdown=args.markdown))
     print(
         f"\n{info['cpus']} CPUs, load average {info.get('load_average')} before, "
         f"{info['load_average_after']} after; ratio = how many times better than the anchor"
