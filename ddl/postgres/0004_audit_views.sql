@@ -1,0 +1,68 @@
+-- sqltrack audit views, PostgreSQL flavour. Documented in docs/schema.md.
+-- Needs 0002_datasets and 0003_ml_governance. Derived facts are views, never tables
+-- kept in step by Python.
+
+-- One row per run and lineage artifact: a dataset the run logged ('dataset'), a model it
+-- stored with the dataset it was trained on ('model'), or the run alone when it has
+-- neither ('run').
+CREATE VIEW sqltrack.run_lineage AS
+WITH base AS (
+    SELECT r.experiment_id, e.name AS experiment_name, r.run_id, r.run_name, r.parent_run_id,
+           r.user_name, r.status, r.start_time, r.end_time, r.git_commit, r.source_name
+    FROM sqltrack.runs r
+    JOIN sqltrack.experiments e ON e.experiment_id = r.experiment_id
+)
+SELECT b.experiment_id, b.experiment_name, b.run_id, b.run_name, b.parent_run_id, b.user_name,
+       b.status, b.start_time, b.end_time, b.git_commit, b.source_name,
+       'dataset' AS lineage_kind,
+       d.dataset_id, d.name AS dataset_name, d.table_name, d.row_count, d.fingerprint,
+       CAST(NULL AS BIGINT) AS model_id, CAST(NULL AS TEXT) AS model_name,
+       CAST(NULL AS TEXT) AS model_class
+FROM base b
+JOIN sqltrack.datasets d ON d.run_id = b.run_id
+UNION ALL
+SELECT b.experiment_id, b.experiment_name, b.run_id, b.run_name, b.parent_run_id, b.user_name,
+       b.status, b.start_time, b.end_time, b.git_commit, b.source_name,
+       'model',
+       m.dataset_id, d.name, d.table_name, d.row_count, d.fingerprint,
+       m.model_id, m.name, m.model_class
+FROM base b
+JOIN sqltrack.models m ON m.run_id = b.run_id
+LEFT JOIN sqltrack.datasets d ON d.dataset_id = m.dataset_id
+UNION ALL
+SELECT b.experiment_id, b.experiment_name, b.run_id, b.run_name, b.parent_run_id, b.user_name,
+       b.status, b.start_time, b.end_time, b.git_commit, b.source_name,
+       'run',
+       CAST(NULL AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS BIGINT),
+       CAST(NULL AS TEXT),
+       CAST(NULL AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT)
+FROM base b
+WHERE NOT EXISTS (SELECT 1 FROM sqltrack.datasets d WHERE d.run_id = b.run_id)
+  AND NOT EXISTS (SELECT 1 FROM sqltrack.models m WHERE m.run_id = b.run_id);
+
+-- One row per run: params, latest metrics and tags as jsonb objects. jsonb writes the
+-- non-finite metric values as the strings "NaN", "Infinity" and "-Infinity", so
+-- CAST(metrics->>'k' AS DOUBLE PRECISION) gives the number back.
+CREATE VIEW sqltrack.run_summary AS
+SELECT r.experiment_id, e.name AS experiment_name, r.run_id, r.run_name, r.user_name,
+       r.status, r.start_time, r.end_time,
+       CAST(EXTRACT(EPOCH FROM r.end_time - r.start_time) AS DOUBLE PRECISION)
+           AS duration_seconds,
+       r.git_commit,
+       COALESCE(p.params, '{}'::jsonb) AS params,
+       COALESCE(m.metrics, '{}'::jsonb) AS metrics,
+       COALESCE(t.tags, '{}'::jsonb) AS tags
+FROM sqltrack.runs r
+JOIN sqltrack.experiments e ON e.experiment_id = r.experiment_id
+LEFT JOIN (
+    SELECT run_id, jsonb_object_agg(key, value) AS params
+    FROM sqltrack.params GROUP BY run_id
+) p ON p.run_id = r.run_id
+LEFT JOIN (
+    SELECT run_id, jsonb_object_agg(key, value) AS metrics
+    FROM sqltrack.latest_metrics GROUP BY run_id
+) m ON m.run_id = r.run_id
+LEFT JOIN (
+    SELECT run_id, jsonb_object_agg(key, value) AS tags
+    FROM sqltrack.tags GROUP BY run_id
+) t ON t.run_id = r.run_id;
