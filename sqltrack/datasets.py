@@ -424,6 +424,34 @@ def with_ordinal(batch: pa.RecordBatch, partition: int, start: int) -> pa.Record
     return batch.append_column(pa.field(ORDINAL_COLUMN, pa.int64(), nullable=False), ordinal)
 
 
+def relaxed(t: pa.DataType) -> pa.DataType:
+    """``t`` with every nested field nullable. Spark marks a struct's child NOT NULL
+    even where the struct itself is null (the child slot then holds a null), which
+    Parquet writers refuse; the exact nullability comes back from ``spark_schema``."""
+    import pyarrow as pa
+
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(f.name, relaxed(f.type)) for f in t])
+    if pa.types.is_map(t):
+        return pa.map_(relaxed(t.key_type), relaxed(t.item_type))
+    if pa.types.is_list(t):
+        return pa.list_(relaxed(t.value_type))
+    if pa.types.is_large_list(t):
+        return pa.large_list(relaxed(t.value_type))
+    return t
+
+
+def relax(batch: pa.RecordBatch) -> pa.RecordBatch:
+    import pyarrow as pa
+
+    schema = pa.schema(
+        [pa.field(f.name, relaxed(f.type), f.nullable, f.metadata) for f in batch.schema]
+    )
+    if schema.equals(batch.schema):
+        return batch
+    return batch.cast(schema)
+
+
 def user_columns(spec_or_schema: WriteSpec | str) -> list[str]:
     text = spec_or_schema.spark_schema if isinstance(spec_or_schema, WriteSpec) else spec_or_schema
     return [f["name"] for f in json.loads(text)["fields"]]

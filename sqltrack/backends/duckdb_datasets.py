@@ -70,6 +70,7 @@ class DuckDBDatasets:
         rows = 0
         try:
             for batch in batches:
+                batch = datasets.relax(batch)
                 if spec.ordered:
                     batch = datasets.with_ordinal(batch, partition, rows)
                 if writer is None:
@@ -174,7 +175,7 @@ class DuckDBDatasets:
         order = sqltext.Fragment("")
         if kind == "ordinal":
             key = sqltext.ident(datasets.ORDINAL_COLUMN)
-            order = sqltext.compose(" ORDER BY {key}", key=key)
+            order = sqltext.Fragment(sqltext.compose(" ORDER BY {key}", key=key))
         else:
             key = sqltext.Fragment("rowid")
         sql = sqltext.compose(

@@ -123,9 +123,8 @@ def _lists(arr: pa.Array, children: pa.Array, open_: str, close: str) -> pa.Arra
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    lengths = pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False)
-    offsets = np.zeros(len(arr) + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
+    raw = arr.offsets.to_numpy(zero_copy_only=False)
+    offsets = (raw - raw[0]).astype(np.int32)
     grouped = pa.ListArray.from_arrays(pa.array(offsets), children)
     return pc.binary_join_element_wise(open_, pc.binary_join(grouped, ","), close, "")
 
@@ -168,14 +167,16 @@ def encode_json(arr: pa.Array) -> pa.Array:
             pa.string(),
         )
     elif pa.types.is_map(t):
-        entries = pc.list_flatten(arr)
-        keys = encode_json(entries.field("key"))
+        # keys/items are the whole children; the offsets say which belong to this slice.
+        start, stop = arr.offsets[0].as_py(), arr.offsets[-1].as_py()
+        keys = encode_json(arr.keys.slice(start, stop - start))
         if not (pa.types.is_string(t.key_type) or pa.types.is_large_string(t.key_type)):
             keys = _quote(_escape(keys))
-        pairs = pc.binary_join_element_wise(keys, encode_json(entries.field("value")), ":")
+        values = encode_json(arr.items.slice(start, stop - start))
+        pairs = pc.binary_join_element_wise(keys, values, ":")
         s = _lists(arr, pairs, "{", "}")
-    elif pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
-        s = _lists(arr, encode_json(pc.list_flatten(arr)), "[", "]")
+    elif pa.types.is_list(t) or pa.types.is_large_list(t):
+        s = _lists(arr, encode_json(arr.flatten()), "[", "]")
     elif pa.types.is_struct(t):
         parts: list[Any] = []
         for i, child in enumerate(arr.flatten()):
@@ -442,11 +443,13 @@ class PostgresDatasets:
         schema, table = dataset.table_name.split(".", 1)
         columns = datasets.user_columns(dataset.spark_schema)
         if kind == "ordinal":
-            where = sqltext.compose(
-                "{k} >= {lo} AND {k} < {hi} ORDER BY {k}",
-                k=sqltext.ident(datasets.ORDINAL_COLUMN),
-                lo=sqltext.Fragment(str(int(lo))),
-                hi=sqltext.Fragment(str(int(hi))),
+            where = sqltext.Fragment(
+                sqltext.compose(
+                    "{k} >= {lo} AND {k} < {hi} ORDER BY {k}",
+                    k=sqltext.ident(datasets.ORDINAL_COLUMN),
+                    lo=sqltext.Fragment(str(int(lo))),
+                    hi=sqltext.Fragment(str(int(hi))),
+                )
             )
         else:
             where = _tid_range(int(lo), None if hi is None else int(hi))
