@@ -397,3 +397,11 @@ def test_wheel_ships_the_templates_and_renders_from_them(tmp_path):
     ).stdout
     assert out.strip() == str(tmp_path / "r" / "index.html")
     assert "<table" in (tmp_path / "r" / "index.html").read_text()
+
+
+def test_report_of_an_experiment_without_runs(tracker, tmp_path):
+    tracker.create_experiment("new")
+    doc = parse(tracker.write_report(tmp_path / "r", "new"))
+    assert doc.find("table", id="runs-table").find("tbody").find_all("tr") == []
+    assert doc.find_all("svg") == []
+    assert "No run logged a metric" in doc.find("section", id="history").text
