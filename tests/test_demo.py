@@ -1,0 +1,106 @@
+"""The end-to-end demo on both backends (with a small data set): its SQL answers are checked
+against the tracker's own view of the runs, on a store that already holds the runs of an
+earlier invocation (with a better metric), which the demo's queries must leave out."""
+
+from __future__ import annotations
+
+import pytest
+
+import sqltrack
+from sqltrack import demo
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+ROWS = 2_000
+
+
+@pytest.fixture
+def rerun(store_uri, spark):
+    """A store with an earlier demo invocation's run, then one demo run on it."""
+    with sqltrack.connect(store_uri) as tracker:
+        tracker.set_experiment(demo.EXPERIMENT)
+        tags = {demo.INVOCATION_TAG: "earlier", "dataSize": 10, "user": "carol"}
+        with tracker.start_run(run_name="earlier-best", tags=tags) as earlier:
+            tracker.log_metrics({"areaUnderROC": 0.999, "F1": 0.99})
+    lines: list[str] = []
+    result = demo.run_demo(store_uri, spark=spark, rows=ROWS, out=lines.append)
+    return store_uri, earlier.run_id, result, lines
+
+
+def test_demo_answers_match_the_store(rerun):
+    uri, earlier, result, lines = rerun
+    with sqltrack.connect(uri) as tracker:
+        runs = [tracker.get_run(r) for r in result.run_ids]
+        assert len(runs) == 7 and earlier not in result.run_ids
+        assert {r.info.status for r in runs} == {"FINISHED"}
+        assert {r.info.user_name for r in runs} == {"alice", "bob"}
+        assert {r.tags[demo.INVOCATION_TAG] for r in runs} == {result.invocation}
+        # the leaderboard lists exactly this invocation's runs, in order
+        board = result.queries["leaderboard"]
+        assert [row[0] for row in board.rows] == [r.info.run_name for r in runs]
+        # the best run by areaUnderROC, computed here from the tracker's API (the earlier
+        # invocation's 0.999 is not this demo's)
+        classifiers = [r for r in runs if "areaUnderROC" in r.metrics]
+        assert len(classifiers) == 6
+        best = max(classifiers, key=lambda r: r.metrics["areaUnderROC"])
+        assert result.best_run_id == best.run_id != earlier
+        assert result.best_auc == best.metrics["areaUnderROC"] < 0.999
+        # its exact training data: the dataset the run logged, linked to its model
+        (dataset,) = tracker.list_datasets(best.run_id)
+        assert result.training_table == dataset.table_name
+        assert result.training_fingerprint == dataset.fingerprint
+        assert result.training_rows == dataset.row_count == int(best.tags["dataSize"])
+        (model_row,) = result.queries["training_data"].rows
+        assert model_row[1] == "pyspark.ml.pipeline.PipelineModel"
+        assert model_row[2:] == (dataset.table_name, dataset.row_count, dataset.fingerprint)
+        # its feature chains, from the feature_transformations table
+        assert sorted(result.chains) == sorted(
+            [
+                f"{c} -> StringIndexer -> {c}_idx -> OneHotEncoder -> {c}_vec -> "
+                "VectorAssembler -> featuresVec"
+                for c in demo.CATEGORICAL
+            ]
+            + [f"{c} -> VectorAssembler -> featuresVec" for c in demo.NUMERIC]
+        )
+        assert best.params["Column- shipping_mode"] == (
+            "shipping_mode -> StringIndexer -> OneHotEncoder -> VectorAssembler -> featuresVec"
+        )
+        assert best.params["Stage3"] in {
+            "LogisticRegression",
+            "DecisionTreeClassifier",
+            "GBTClassifier",
+            "RandomForestClassifier",
+        }
+        # the reloaded training set and model reproduce every prediction
+        assert result.predictions_compared == dataset.row_count
+        assert result.predictions_identical == result.predictions_compared
+        # every classifier run has its ROC curve; every run its model, linked to its data
+        for run in classifiers:
+            assert [a.name for a in tracker.list_artifacts(run.run_id)] == ["roc_curve.png"]
+        _, rows = tracker.sql(
+            "SELECT count(*) FROM sqltrack.models m JOIN sqltrack.datasets d "
+            "ON d.dataset_id = m.dataset_id AND d.run_id = m.run_id "
+            "JOIN sqltrack.tags t ON t.run_id = m.run_id AND t.key = ? AND t.value = ?",
+            (demo.INVOCATION_TAG, result.invocation),
+        )
+        assert rows == [(7,)]
+    assert any("predictions identical" in line for line in lines)
+
+
+def test_generated_orders_are_deterministic(spark):
+    a = demo.generate_orders(spark, 500).collect()
+    b = demo.generate_orders(spark, 500).collect()
+    assert a == b and len(a) == 500
+    assert set(demo.generate_orders(spark, 500).columns) >= {
+        "order_id",
+        "order_date",
+        "shipping_mode",
+        "destination_city",
+        "customer_segment",
+        "product_category",
+        "quantity",
+        "price",
+        "scheduled_shipping_days",
+        "late_delivery",
+        "days_late",
+    }
