@@ -124,8 +124,9 @@ def test_experiment_page_runs_table_and_charts(tracker, demo, tmp_path):
     table = doc.find("table", id="runs-table")
     head = [th.text for th in table.find("thead").find_all("th")]
     assert head[:5] == ["run", "user", "status", "start", "duration"]
-    # params that vary come first, then constant ones; then metrics, the most logged first
-    assert head[5:] == ["numTrees", "impurity", "maxDepth", "r2", "loss", "rmse", "big", "odd"]
+    # params that vary come first, then constant ones; then metrics, the most logged first,
+    # well-known ones (r2, rmse) before others among equals
+    assert head[5:] == ["numTrees", "impurity", "maxDepth", "r2", "rmse", "loss", "big", "odd"]
     rows = table.find("tbody").find_all("tr")
     assert len(rows) == len(demo.runs) == 6
     by_name = {r.find("a").text: r for r in rows}
@@ -159,7 +160,7 @@ def test_experiment_page_runs_table_and_charts(tracker, demo, tmp_path):
     lines = compare.find_all("polyline", class_="mark")
     assert len(lines) == 3  # the fourth run has only r2: a dot
     axes = [t.children[0] for t in compare.find_all("text", class_="axis-label")]
-    assert axes == ["r2", "loss", "rmse"]
+    assert axes == ["r2", "rmse", "loss"]
 
     history = doc.find("section", id="history").find("svg")
     assert history.find("title").text == "loss by step"
@@ -405,3 +406,12 @@ def test_report_of_an_experiment_without_runs(tracker, tmp_path):
     assert doc.find("table", id="runs-table").find("tbody").find_all("tr") == []
     assert doc.find_all("svg") == []
     assert "No run logged a metric" in doc.find("section", id="history").text
+
+
+def test_lower_is_better_reads_the_words_of_a_metric_name():
+    from sqltrack.report.context import lower_is_better
+
+    lower = ["rmse", "val_loss", "training_time", "FPR", "logLoss", "errorRate"]
+    higher = ["areaUnderROC", "r2", "F1", "accuracy", "precision", "interrupted"]
+    assert [lower_is_better(n) for n in lower] == [True] * 6
+    assert [lower_is_better(n) for n in higher] == [False] * 6

@@ -44,7 +44,29 @@ MAX_METRIC_COLUMNS = 12  # metrics shown in the runs table (the most logged firs
 MAX_COMPARED_RUNS = 10  # runs drawn in the side-by-side and history charts
 MAX_HYPER_CHARTS = 6  # metric-against-hyperparameter charts
 MAX_HISTORY_CHARTS = 6  # metric history charts on the experiment page
-_LOWER_IS_BETTER = re.compile(r"loss|err|rmse|mse|mae|mape|time|duration|seconds", re.I)
+MAX_COMPARED_METRICS = 10  # axes of the side-by-side chart
+_LOWER_WORDS = frozenset(
+    "loss logloss error err errors rmse mse mae mape time duration seconds fdr fnr fpr".split()
+)  # a metric named with one of these words is better when lower
+_TIMING_WORDS = frozenset(("time", "duration", "seconds"))
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
+def _words(name: str) -> set[str]:
+    """``areaUnderROC`` -> {area, under, roc}; ``val_loss`` -> {val, loss}."""
+    return {w.lower() for w in _WORD.findall(name)}
+
+
+def lower_is_better(metric: str) -> bool:
+    return bool(_words(metric) & _LOWER_WORDS)
+
+
+def _is_timing(metric: str) -> bool:
+    return bool(_words(metric) & _TIMING_WORDS)
+
+
+# Well-known quality metrics, preferred (in this order) as the default primary metric.
+_PREFERRED = ("r2", "areaunderroc", "auc", "roc_auc", "accuracy", "f1", "areaunderpr", "rmse")
 
 
 @dataclass(frozen=True)
@@ -106,8 +128,10 @@ class ExperimentPage:
     ``primary_metric`` is the y axis of the hyperparameter charts and orders the runs
     that the comparison and history charts draw (the ``MAX_COMPARED_RUNS`` best; higher
     is better unless its name says loss, err, rmse, mse, mae, mape, time, duration or
-    seconds). By default it is the metric most runs logged, a score before a loss among
-    equals (``write_report(metric=...)`` / ``sqltrack report --metric`` choose another).
+    seconds, or is FDR, FNR or FPR). By default it is the metric most runs logged (timings
+    last), among equals a well-known one (r2, areaUnderROC, auc, accuracy, f1, ...), then a
+    score before a loss (``write_report(metric=...)`` / ``sqltrack report --metric`` choose
+    another).
     """
 
     title: str
@@ -238,7 +262,7 @@ def _ranked(data: ExperimentData, metric: str | None) -> list[RunInfo]:
     """Runs best first by ``metric`` (runs without it last, newest first among equals)."""
     if metric is None:
         return list(data.runs)
-    lower = bool(_LOWER_IS_BETTER.search(metric))
+    lower = lower_is_better(metric)
 
     def key(info: RunInfo) -> tuple[int, float]:
         v = data.metrics.get(info.run_id, {}).get(metric)
@@ -267,8 +291,15 @@ def _choose_metrics(data: ExperimentData) -> list[str]:
     for m in data.metrics.values():
         for k in m:
             counts[k] = counts.get(k, 0) + 1
-    # the most logged first; among equals, scores (higher is better) before losses
-    return sorted(counts, key=lambda k: (-counts[k], bool(_LOWER_IS_BETTER.search(k)), k))
+
+    def rank(k: str) -> tuple[bool, int, int, bool, str]:
+        # timings last; then the most logged first; among equals well-known quality
+        # metrics, then scores (higher is better) before losses, then by name
+        known = k.lower()
+        preferred = _PREFERRED.index(known) if known in _PREFERRED else len(_PREFERRED)
+        return (_is_timing(k), -counts[k], preferred, lower_is_better(k), k)
+
+    return sorted(counts, key=rank)
 
 
 def run_href(run_id: str) -> str:
@@ -313,7 +344,7 @@ def build_experiment_page(
             )
         )
     ranked = _ranked(data, primary)
-    lower = bool(primary and _LOWER_IS_BETTER.search(primary))
+    lower = primary is not None and lower_is_better(primary)
     return ExperimentPage(
         title=f"Experiment {data.experiment.name}",
         root="",
@@ -374,7 +405,8 @@ def _compare_chart(
     best = [
         r for r in ranked if math.isfinite(data.metrics.get(r.run_id, {}).get(primary, math.nan))
     ][:MAX_COMPARED_RUNS]
-    axes = [k for k in metric_keys if any(k in data.metrics[r.run_id] for r in best)][:12]
+    axes = [k for k in metric_keys if any(k in data.metrics[r.run_id] for r in best)]
+    axes = axes[:MAX_COMPARED_METRICS]
     if not best or len(axes) < 2:
         return None
     series = [

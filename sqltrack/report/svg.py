@@ -308,13 +308,15 @@ def parallel_coordinates(series: Sequence[Series], axes: Sequence[str], title: s
     for a in axes:
         vals = [s.values[a] for s in series if a in s.values and _finite(s.values[a])]
         ranges[a] = (min(vals), max(vals)) if vals else (0.0, 1.0)
-    for a in axes:
+    stagger = span < 90  # crowded axes: names on two alternating rows
+    for i, a in enumerate(axes):
         x = ax_x[a]
         lo, hi = ranges[a]
         name = a if len(a) <= 16 else a[:15] + "…"
+        label_y = bottom + (44 if stagger and i % 2 else 30)
         out.append(
             f'<line class="axis" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{bottom}"/>'
-            f'<text class="axis-label" x="{x:.1f}" y="{bottom + 32}" text-anchor="middle">'
+            f'<text class="axis-label" x="{x:.1f}" y="{label_y}" text-anchor="middle">'
             f"{escape(name)}<title>{escape(a)}</title></text>"
             f'<text class="tick" x="{x:.1f}" y="{bottom + 15}" text-anchor="middle">'
             f"{escape(format_number(lo))}</text>"
@@ -355,9 +357,5 @@ def parallel_coordinates(series: Sequence[Series], axes: Sequence[str], title: s
         out.append("</g>")
     _legend(out, [s.name for s in series], WIDTH + 4)
     _caption(out, skipped)
-    out.append(
-        f'<text class="note" x="{_LEFT}" y="{HEIGHT - 4}">each axis runs from its lowest '
-        "(bottom) to its highest value (top) among these runs</text>"
-    )
     out.append("</svg>")
     return Markup("".join(out))
