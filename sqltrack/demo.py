@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -199,7 +200,7 @@ def _specs(scientist: str) -> list[_Spec]:
     )
     from pyspark.ml.regression import RandomForestRegressor
 
-    common = {"featuresCol": FEATURES, "labelCol": LABEL}
+    common: dict[str, Any] = {"featuresCol": FEATURES, "labelCol": LABEL}
     if scientist == "alice":
         return [
             _Spec("logistic-regression", "binary",
@@ -212,7 +213,7 @@ def _specs(scientist: str) -> list[_Spec]:
     return [
         *(
             _Spec(f"random-forest-{n}", "binary",
-                  lambda n=n: RandomForestClassifier(numTrees=n, maxDepth=4, seed=1, **common))
+                  partial(RandomForestClassifier, numTrees=n, maxDepth=4, seed=1, **common))
             for n in (5, 10, 20)
         ),
         _Spec("random-forest-days-late", "regression",
@@ -255,8 +256,11 @@ def _roc_figure(predictions: Any, title: str) -> Any | None:
         return None
     import numpy as np
     from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
 
-    table = predictions.select(vector_to_array("probability")[1].alias("score"), LABEL).toArrow()
+    table = predictions.select(
+        vector_to_array(F.col("probability"))[1].alias("score"), LABEL
+    ).toArrow()
     score = table.column("score").to_numpy()
     label = table.column(LABEL).to_numpy()
     order = np.argsort(-score, kind="stable")
@@ -318,10 +322,11 @@ def _show(out: Callable[[str], None], q: QueryResult) -> None:
 def _identical(original: Any, reloaded: Any) -> tuple[int, int]:
     """(rows compared, rows whose prediction and probability are bit-identical)."""
     from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
 
     def view(df: Any) -> Any:
         return df.select(
-            "order_id", "prediction", vector_to_array("probability").alias("probability")
+            "order_id", "prediction", vector_to_array(F.col("probability")).alias("probability")
         )
 
     a, b = view(original).alias("a"), view(reloaded).alias("b")

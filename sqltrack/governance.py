@@ -631,11 +631,9 @@ def _multiclass(df: Any, label: str, prediction: str, probability: str | None) -
         )
     metrics = multiclass_metrics_from_counts({(r["y"], r["p"]): int(r["n"]) for r in rows})
     if probability is not None:
+        options: dict[str, Any] = {"metricName": "logLoss"}  # missing from pyspark's stubs
         evaluator = MulticlassClassificationEvaluator(
-            labelCol=label,
-            predictionCol=prediction,
-            probabilityCol=probability,
-            metricName="logLoss",
+            labelCol=label, predictionCol=prediction, probabilityCol=probability, **options
         )
         metrics["logLoss"] = float(evaluator.evaluate(df))
     return {k: metrics[k] for k in MULTICLASS_METRICS if k in metrics}

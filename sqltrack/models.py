@@ -80,8 +80,21 @@ def _require_writable(model: object) -> None:
 
 
 def _row_to_version(row: tuple[Any, ...]) -> ModelVersion:
-    *head, columns = row
-    return ModelVersion(*head, input_columns=tuple(json.loads(columns)))
+    model_id, run_id, name, model_class, spark_version, sha256, size, dataset_id = row[:8]
+    input_schema, created_at, columns = row[8:]
+    return ModelVersion(
+        model_id=int(model_id),
+        run_id=run_id,
+        name=name,
+        model_class=model_class,
+        spark_version=spark_version,
+        sha256=sha256,
+        size_bytes=int(size),
+        dataset_id=None if dataset_id is None else int(dataset_id),
+        input_schema=input_schema,
+        created_at=created_at,
+        input_columns=tuple(json.loads(columns)),
+    )
 
 
 def _get(s: Session, run_id: str, name: str) -> ModelVersion | None:
