@@ -27,6 +27,7 @@ from sqltrack.errors import InvalidInputError, NotFoundError
 if TYPE_CHECKING:
     import jinja2
 
+    from sqltrack.entities import RunInfo
     from sqltrack.report._data import ExperimentData
     from sqltrack.tracking import Tracker
 
@@ -51,10 +52,11 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def _lineage_lines(data: ExperimentData, run_id: str) -> tuple[str, ...]:
+def _lineage_lines(data: ExperimentData, info: RunInfo) -> tuple[str, ...]:
+    """The lineage tree of ``sqltrack lineage``, built from the rows already loaded."""
     from sqltrack.audit import Lineage, LineageDataset, LineageModel
 
-    info = next(r for r in data.runs if r.run_id == run_id)
+    run_id = info.run_id
     datasets = tuple(
         LineageDataset(
             int(d["dataset_id"]),
@@ -157,7 +159,7 @@ def write_report(
                 store=store,
                 experiment_href="../" + page_name,
                 artifact_hrefs=hrefs.get(info.run_id, {}),
-                lineage=_lineage_lines(data, info.run_id),
+                lineage=_lineage_lines(data, info),
             )
             _write(out / "runs" / f"{info.run_id}.html", env, "run.html", run_page)
             done += 1
