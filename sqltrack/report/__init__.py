@@ -47,6 +47,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates do not change during a render: no stat per page
     )
     env.filters["number"] = svg.format_number
     return env
