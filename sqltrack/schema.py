@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from sqltrack.backends import Backend
+from sqltrack.backends import Backend, Session
 from sqltrack.errors import SchemaOutOfDateError
 
 __all__ = ["Migration", "applied", "ensure_schema", "migrations", "pending", "upgrade"]
@@ -48,14 +48,16 @@ def migrations(backend_name: str) -> list[Migration]:
     return [Migration(p.name, p.read_text(encoding="utf-8")) for p in files]
 
 
+_MIGRATIONS_TABLE_EXISTS = (
+    "SELECT count(*) FROM information_schema.tables WHERE table_catalog = "
+    "current_database() AND table_schema = 'sqltrack' AND table_name = 'schema_migrations'"
+)
+
+
 def applied(backend: Backend) -> dict[str, str] | None:
     """``{name: checksum}`` of applied migrations, or None for an empty database."""
     with backend.session() as s:
-        exists = s.query(
-            "SELECT count(*) FROM information_schema.tables WHERE table_catalog = "
-            "current_database() AND table_schema = 'sqltrack' AND table_name = "
-            "'schema_migrations'"
-        )[0][0]
+        exists = s.query(_MIGRATIONS_TABLE_EXISTS)[0][0]
         if not exists:
             return None
         return dict(s.query("SELECT name, checksum FROM sqltrack.schema_migrations"))
@@ -84,26 +86,30 @@ def pending(backend: Backend) -> list[Migration]:
     return _check(backend, done or {})
 
 
+def _apply_in(backend: Backend, s: Session, todo: list[Migration]) -> list[str]:
+    """Apply ``todo`` inside the open transaction ``s``, holding the schema lock."""
+    backend.lock_schema(s)
+    names = []
+    for m in todo:
+        if s.query(_MIGRATIONS_TABLE_EXISTS)[0][0] and s.query(
+            "SELECT 1 FROM sqltrack.schema_migrations WHERE name = ?", (m.name,)
+        ):
+            continue  # another process applied it while we waited for the lock
+        s.script(m.sql)
+        s.execute(
+            "INSERT INTO sqltrack.schema_migrations (name, checksum) VALUES (?, ?)",
+            (m.name, m.checksum),
+        )
+        names.append(m.name)
+    return names
+
+
 def _apply(backend: Backend, todo: list[Migration]) -> list[str]:
+    """Each migration in its own transaction, together with its record."""
     names = []
     for m in todo:
         with backend.transaction() as s:
-            backend.lock_schema(s)
-            already = s.query(
-                "SELECT count(*) FROM information_schema.tables WHERE table_catalog = "
-                "current_database() AND table_schema = 'sqltrack' AND table_name = "
-                "'schema_migrations'"
-            )[0][0]
-            if already and s.query(
-                "SELECT 1 FROM sqltrack.schema_migrations WHERE name = ?", (m.name,)
-            ):
-                continue  # another process applied it while we waited for the lock
-            s.script(m.sql)
-            s.execute(
-                "INSERT INTO sqltrack.schema_migrations (name, checksum) VALUES (?, ?)",
-                (m.name, m.checksum),
-            )
-            names.append(m.name)
+            names += _apply_in(backend, s, [m])
     return names
 
 
@@ -117,7 +123,10 @@ def ensure_schema(backend: Backend) -> None:
     done = applied(backend)
     todo = _check(backend, done or {})
     if done is None:
-        _apply(backend, todo)
+        # First use: the whole schema in one transaction under the schema lock, so a
+        # concurrent first use sees all of it or none of it (never a partial schema).
+        with backend.transaction() as s:
+            _apply_in(backend, s, todo)
     elif todo:
         raise SchemaOutOfDateError(
             f"the store {backend.uri} is on an older schema (missing "
