@@ -74,7 +74,7 @@ SELECT r.run_id, r.run_name, r.user_name, m.value AS area_under_roc
 FROM sqltrack.runs r
 JOIN sqltrack.tags i ON i.run_id = r.run_id AND i.key = 'demo.invocation' AND i.value = ?
 JOIN sqltrack.latest_metrics m ON m.run_id = r.run_id AND m.key = 'areaUnderROC'
-WHERE r.status = 'FINISHED'
+WHERE r.status = 'FINISHED' AND m.value <> CAST('NaN' AS DOUBLE PRECISION)
 ORDER BY m.value DESC, r.start_time
 LIMIT 1
 """,
@@ -330,9 +330,15 @@ def _identical(original: Any, reloaded: Any) -> tuple[int, int]:
         )
 
     a, b = view(original).alias("a"), view(reloaded).alias("b")
-    joined = a.join(b, "order_id")
-    same = joined.where("a.prediction = b.prediction AND a.probability = b.probability").count()
-    return int(view(original).count()), int(same)
+    joined = a.join(b, F.col("a.order_id") == F.col("b.order_id"), "full_outer")
+    same = (F.col("a.prediction") == F.col("b.prediction")) & (
+        F.col("a.probability") == F.col("b.probability")
+    )
+    row = joined.agg(
+        F.count(F.lit(1)).alias("compared"),
+        F.sum(F.when(same, 1).otherwise(0)).alias("same"),
+    ).first()
+    return int(row["compared"]), int(row["same"] or 0)
 
 
 def run_demo(

@@ -55,15 +55,16 @@ _MODEL_COLUMNS = (
 
 
 def _active_spark(helper: str) -> Any:
-    from pyspark.sql import SparkSession
+    """The running SparkContext (process-wide, unlike the thread-local active session)."""
+    from pyspark import SparkContext
 
-    spark = SparkSession.getActiveSession()
-    if spark is None:
+    sc = SparkContext._active_spark_context
+    if sc is None:
         raise InvalidInputError(
-            f"{helper} needs an active SparkSession; create one first "
+            f"{helper} needs a running Spark; create a session first "
             "(SparkSession.builder.getOrCreate())"
         )
-    return spark
+    return sc
 
 
 def _require_writable(model: object) -> None:

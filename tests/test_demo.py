@@ -104,3 +104,11 @@ def test_generated_orders_are_deterministic(spark):
         "late_delivery",
         "days_late",
     }
+
+
+def test_readme_shows_the_sql_the_demo_runs():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for name, sql in demo.QUERIES.items():
+        assert sql.strip() in readme, f"README.md does not show the demo's {name!r} query"
