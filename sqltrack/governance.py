@@ -531,6 +531,20 @@ def _require_numeric(df: Any, helper: str, **named: str) -> None:
             )
 
 
+def _require_score(df: Any, helper: str, column: str, *, vector_only: bool) -> None:
+    from pyspark.ml.linalg import VectorUDT
+    from pyspark.sql.types import NumericType
+
+    dtype = df.schema[column].dataType
+    if isinstance(dtype, VectorUDT) or (isinstance(dtype, NumericType) and not vector_only):
+        return
+    wanted = "a vector" if vector_only else "a vector or a number"
+    raise InvalidInputError(
+        f"{helper}: score column {column!r} is {dtype.simpleString()}, not {wanted}; pass "
+        "probability_col= the probability (or raw prediction) column of the model's output"
+    )
+
+
 def _ratio(num: float, den: float) -> float:
     """``num / den``, 0.0 when the denominator is 0 (Spark's convention for precision/recall)."""
     return num / den if den else 0.0
@@ -710,9 +724,12 @@ def log_evaluator_metrics(
                 f"neither probability_col={probability_col!r} nor 'rawPrediction' is a column "
                 f"(columns: {', '.join(df.columns)})"
             )
+        _require_score(df, helper, score, vector_only=False)
         metrics = _binary(df, label_col, prediction_col, score)
     elif kind == "multiclass":
         probability = probability_col if probability_col in df.columns else None
+        if probability is not None:
+            _require_score(df, helper, probability, vector_only=True)
         metrics = _multiclass(df, label_col, prediction_col, probability)
     else:
         metrics = _regression(df, label_col, prediction_col)

@@ -547,6 +547,12 @@ def test_evaluator_metrics_fail_clearly_on_wrong_inputs(tracker, spark, binary_p
             tracker.log_evaluator_metrics(binary_predictions.toPandas(), "late")
         with pytest.raises(sqltrack.InvalidInputError, match="needs a score column"):
             tracker.log_evaluator_metrics(three.drop("p"), probability_col="p2")
+        with pytest.raises(sqltrack.InvalidInputError, match="'late' is string, not a vector"):
+            tracker.log_evaluator_metrics(
+                binary_predictions.withColumn("late", binary_predictions["late"].cast("string")),
+                "prediction",
+                probability_col="late",
+            )
         with pytest.raises(sqltrack.InvalidInputError, match="use kind='multiclass'"):
             tracker.log_evaluator_metrics(three, probability_col="p")
         with pytest.raises(sqltrack.InvalidInputError, match="not numeric"):
