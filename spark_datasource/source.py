@@ -102,11 +102,10 @@ class SqltrackDataSource(DataSource):  # type: ignore[misc]
                 else min(_MAX_PARTITIONS, 1 + dataset.row_count // _ROWS_PER_PARTITION)
             )
             plan = datasets.engine(backend).read_plan(backend, dataset, n)
-            engine_name = backend.capabilities.name
         finally:
             backend.close()
         target = to_arrow_schema(schema, timezone="UTC")
-        return SqltrackReader(uri, engine_name, dataset, plan, target)
+        return SqltrackReader(uri, dataset, plan, target)
 
     def writer(self, schema: StructType, overwrite: bool) -> SqltrackWriter:
         uri = _uri(self.options)
@@ -179,9 +178,7 @@ class SqltrackWriter(DataSourceArrowWriter):  # type: ignore[misc]
 
 
 class SqltrackReader(DataSourceReader):  # type: ignore[misc]
-    def __init__(
-        self, uri: str, engine_name: str, dataset: Dataset, plan: list[Any], target: pa.Schema
-    ) -> None:
+    def __init__(self, uri: str, dataset: Dataset, plan: list[Any], target: pa.Schema) -> None:
         self.uri = uri
         self.dataset = dataset
         self.plan = plan

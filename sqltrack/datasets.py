@@ -30,6 +30,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -595,7 +596,7 @@ def log_dataset(
     spark = df.sparkSession
     ensure_registered(spark)
     backend.release()  # DuckDB: Spark's processes need the file
-    (
+    writer = (
         df.write.format(FORMAT)
         .option("uri", store_uri(backend))
         .option("run_id", run_id)
@@ -603,8 +604,9 @@ def log_dataset(
         .option("keep_order", str(bool(keep_order)).lower())
         .option("created_by", _context.user_name())
         .mode(mode)
-        .save()
     )
+    with _sqltrack_errors():
+        writer.save()
     return get_dataset(backend, run_id, name)
 
 
@@ -616,13 +618,35 @@ def load_dataset(tracker: Tracker, spark: Any, run_id: str, name: str) -> Any:
     verify(backend, dataset)
     ensure_registered(spark)
     backend.release()
-    return (
+    reader = (
         spark.read.format(FORMAT)
         .option("uri", store_uri(backend))
         .option("dataset_id", str(dataset.dataset_id))
         .option("verify", "false")  # just verified above
-        .load()
     )
+    with _sqltrack_errors():
+        return reader.load()
+
+
+_SPARK_WRAPPED = re.compile(r"sqltrack\.(\w+Error): ([^\n]+)")
+
+
+@contextmanager
+def _sqltrack_errors() -> Iterator[None]:
+    """Spark wraps an error raised in its Python processes in its own exception; give the
+    caller the sqltrack error (same class and message), chained to Spark's."""
+    from sqltrack import errors
+
+    try:
+        yield
+    except errors.SqltrackError:
+        raise
+    except Exception as exc:
+        found = _SPARK_WRAPPED.search(str(exc))
+        cls = getattr(errors, found.group(1), None) if found else None
+        if found and isinstance(cls, type) and issubclass(cls, errors.SqltrackError):
+            raise cls(found.group(2)) from exc
+        raise
 
 
 def parse_bool(value: object, what: str) -> bool:

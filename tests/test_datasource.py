@@ -367,6 +367,9 @@ def test_format_sqltrack_directly(tracker: Any, run: Any, spark: Any) -> None:
         .load()
     )
     assert_same(df, by_name)
+    again = df.write.format("sqltrack").option("uri", uri).option("run_id", run.run_id)
+    with pytest.raises(Exception, match="already has a dataset named 'direct'"):
+        again.option("name", "direct").mode("append").save()
     (ds,) = tracker.list_datasets(run.run_id)
     tracker.backend.release()
     by_id = spark.read.format("sqltrack").option("uri", uri).option("dataset_id", ds.dataset_id)
@@ -450,6 +453,15 @@ def test_tampered_rows_fail_the_fingerprint(tracker: Any, run: Any, spark: Any) 
         )
     with pytest.raises(IntegrityError, match="dataset 'audit-me' of run"):
         tracker.load_dataset(spark, run.run_id, "audit-me")
+    # The data source checks it too (option verify, default true).
+    import spark_datasource
+
+    spark_datasource.register(spark)
+    uri = datasets.store_uri(tracker.backend)
+    tracker.backend.release()
+    read = spark.read.format("sqltrack").option("uri", uri).option("run_id", run.run_id)
+    with pytest.raises(Exception, match="'audit-me'.*does not match its fingerprint"):
+        read.option("name", "audit-me").load().collect()
 
 
 def test_stored_table_is_plain_sql(tracker: Any, run: Any, spark: Any) -> None:

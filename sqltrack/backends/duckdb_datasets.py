@@ -22,7 +22,7 @@ import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqltrack import datasets, sqltext
 from sqltrack.backends import Backend, Session, open_backend, parse_uri
@@ -30,6 +30,7 @@ from sqltrack.entities import Dataset
 from sqltrack.identifiers import quote_literal
 
 if TYPE_CHECKING:
+    import duckdb
     import pyarrow as pa
 
 _BATCH_ROWS = 65536
@@ -45,6 +46,13 @@ def staging_root(uri: str) -> Path:
     """``<db file>.staging/``: next to the database, so the driver can reach it."""
     db = _db_path(uri)
     return db.with_name(db.name + ".staging")
+
+
+def _raw(s: Session) -> duckdb.DuckDBPyConnection:
+    """The DuckDB connection under a session of this backend (bulk paths)."""
+    from sqltrack.backends.duckdb import DuckDBSession
+
+    return cast(DuckDBSession, s).raw
 
 
 def _ident_list(columns: Sequence[str]) -> sqltext.Fragment:
@@ -115,7 +123,7 @@ class DuckDBDatasets:
                     schema = schema.append(pa.field(datasets.ORDINAL_COLUMN, pa.int64()))
                 empty = pa.Table.from_batches([], schema=schema)
                 view = "_sqltrack_empty_" + spec.write_id
-                s.raw.register(view, empty)
+                _raw(s).register(view, empty)
                 try:
                     s.execute(
                         sqltext.compose(
@@ -125,7 +133,7 @@ class DuckDBDatasets:
                         )
                     )
                 finally:
-                    s.raw.unregister(view)
+                    _raw(s).unregister(view)
             fingerprint = self.fingerprint(s, spec.table, columns)
             datasets.record(s, spec, replaced, rows, size, fingerprint)
         self.discard(backend, spec)
@@ -188,7 +196,7 @@ class DuckDBDatasets:
         backend = open_backend(uri)
         try:
             with backend.transaction(read_only=True) as s:
-                rel = s.raw.sql(sql, params=[lo, hi])
+                rel = _raw(s).sql(sql, params=[lo, hi])
                 fetch = getattr(rel, "to_arrow_reader", None) or rel.fetch_arrow_reader
                 reader = fetch(_BATCH_ROWS)  # duckdb 2 / 1
                 for batch in reader:

@@ -246,7 +246,7 @@ def decode_json(col: pa.Array, t: pa.DataType) -> pa.Array:
             "SELECT CAST(CAST(j AS JSON) AS {t}) AS v FROM _sqltrack_json",
             t=sqltext.Fragment(duck_type(t)),
         )
-        out = con.execute(sql).to_arrow_table().column(0).combine_chunks()
+        out = con.sql(sql).to_arrow_table().column(0).combine_chunks()
     finally:
         con.close()
     return datasets.conform_array(out, t)
