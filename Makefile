@@ -52,6 +52,8 @@ lint: install-test
 
 bench: install-test pg-up
 	$(BIN)/pip install -q -e '.[test,plots,bench]'
+	@# Spark's JDBC writer/reader are the data source benchmark's anchors (benchmark-only).
+	@test -f /usr/share/java/postgresql.jar || (apt-get update -q && apt-get install -y -q libpostgresql-jdbc-java)
 	SQLTRACK_TEST_PG_DSN=$(PG_TEST_DSN) $(BIN)/python -m benchmarks
 
 clean:
