@@ -10,6 +10,7 @@ import pytest
 
 import sqltrack
 from sqltrack import artifacts
+from sqltrack.cli import main
 
 pytestmark = pytest.mark.spark
 
@@ -152,7 +153,7 @@ def test_the_hash_is_verified_on_load(tracker, forest):
         tracker.load_spark_model(run.run_id)
 
 
-def test_names_are_stored_once_per_run(tracker, forest, pipeline_model):
+def test_names_are_stored_once_per_run(tracker, store_uri, capsys, forest, pipeline_model):
     with tracker.start_run() as run:
         tracker.log_spark_model(forest)
         with pytest.raises(sqltrack.ConflictError, match="already stored a model named 'model'"):
@@ -165,6 +166,12 @@ def test_names_are_stored_once_per_run(tracker, forest, pipeline_model):
     assert rows == [
         ("model", "pyspark.ml.classification.RandomForestClassificationModel"),
         ("pipeline", "pyspark.ml.pipeline.PipelineModel"),
+    ]
+    assert main(["models", run.run_id, "--uri", store_uri, "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(m["name"], m["input_columns"]) for m in listed] == [
+        ("model", "featuresVec"),
+        ("pipeline", "city, mode, price"),
     ]
     with pytest.raises(sqltrack.NotFoundError, match="no stored model 'other' .*model, pipeline"):
         tracker.load_spark_model(run.run_id, "other")
