@@ -26,8 +26,10 @@ from sqltrack.errors import InvalidInputError
 
 __all__ = ["SqltrackDataSource"]
 
-# Read slices: about this many rows each, at most this many slices.
-_ROWS_PER_PARTITION = 250_000
+# Read slices: at least two (local[2] reads on both cores), about a million rows each,
+# at most 64. Each slice streams Arrow batches, so a big slice needs no more memory.
+_ROWS_PER_PARTITION = 1_000_000
+_MIN_PARTITIONS = 2
 _MAX_PARTITIONS = 64
 
 
@@ -99,7 +101,10 @@ class SqltrackDataSource(DataSource):  # type: ignore[misc]
             n = (
                 int(wanted)
                 if wanted
-                else min(_MAX_PARTITIONS, 1 + dataset.row_count // _ROWS_PER_PARTITION)
+                else min(
+                    _MAX_PARTITIONS,
+                    max(_MIN_PARTITIONS, -(-dataset.row_count // _ROWS_PER_PARTITION)),
+                )
             )
             plan = datasets.engine(backend).read_plan(backend, dataset, n)
         finally:

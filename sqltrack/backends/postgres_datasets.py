@@ -8,7 +8,8 @@ COPY, Arrow end to end), in its own transaction, and reports that transaction's 
 in its commit message. ``publish`` locks the staging table (waiting out any attempt
 still copying), deletes rows whose ``xmin`` is not one of the committed attempts'
 transactions (a retried, failed or speculative attempt that got as far as
-committing its COPY), computes the fingerprint, renames the table to its final
+committing its COPY; only when the table holds more rows than the kept attempts
+staged), computes the fingerprint, renames the table to its final
 name and records the catalog row, all in one transaction. An attempt that fails
 mid-COPY is rolled back by the server. A failed job drops the staging table
 (``abort``); a dead driver's is dropped by the janitor.
@@ -342,14 +343,6 @@ class PostgresDatasets:
                 s, backend.uri, spec.run_id, spec.name, spec.overwrite
             )
             s.execute(sqltext.compose("LOCK TABLE {t} IN ACCESS EXCLUSIVE MODE", t=staging))
-            # Rows of attempts that committed a COPY but are not the ones Spark kept.
-            s.execute(
-                sqltext.compose(
-                    "DELETE FROM {t} WHERE NOT (CAST(CAST(xmin AS TEXT) AS BIGINT) = ANY(?))",
-                    t=staging,
-                ),
-                (xids,),
-            )
             if replaced is not None:
                 self.drop_table(s, spec.table)
             s.execute(
@@ -359,21 +352,25 @@ class PostgresDatasets:
                     name=sqltext.ident(spec.table),
                 )
             )
-            rows = int(
-                s.query(
+            final = sqltext.ident(datasets.DATA_SCHEMA, spec.table)
+            fingerprint, rows = self._fingerprint(s, spec.table, spec.columns)
+            if rows != sum(int(m["rows"]) for m in messages):
+                # More rows than the kept attempts staged: an attempt committed its COPY
+                # and was then retried (or ran speculatively). Keep only the kept ones.
+                s.execute(
                     sqltext.compose(
-                        "SELECT count(*) FROM {t}",
-                        t=sqltext.ident(datasets.DATA_SCHEMA, spec.table),
-                    )
-                )[0][0]
-            )
+                        "DELETE FROM {t} WHERE NOT (CAST(CAST(xmin AS TEXT) AS BIGINT) = ANY(?))",
+                        t=final,
+                    ),
+                    (xids,),
+                )
+                fingerprint, rows = self._fingerprint(s, spec.table, spec.columns)
             size = int(
                 s.query(
                     "SELECT pg_total_relation_size(CAST(? AS regclass))",
                     (datasets.qualified(spec.table),),
                 )[0][0]
             )
-            fingerprint = self.fingerprint(s, spec.table, list(spec.columns))
             datasets.record(s, spec, replaced, rows, size, fingerprint)
 
     def discard(self, backend: Backend, spec: datasets.WriteSpec) -> None:
@@ -382,6 +379,9 @@ class PostgresDatasets:
     def fingerprint(self, s: Session, table: str, columns: Sequence[str]) -> str:
         """The sum of PostgreSQL's 64-bit record hashes (``hash_record_extended``) over the
         user columns, ``json`` ones as text, with the row count."""
+        return self._fingerprint(s, table, columns)[0]
+
+    def _fingerprint(self, s: Session, table: str, columns: Sequence[str]) -> tuple[str, int]:
         kinds = dict(
             s.query(
                 "SELECT column_name, data_type FROM information_schema.columns "
@@ -405,7 +405,7 @@ class PostgresDatasets:
         )
         count, total = rows[0]
         digest = hashlib.sha256(f"{count}:{total}".encode()).hexdigest()[:32]
-        return f"pg-hash-record-sum:{digest}"
+        return f"pg-hash-record-sum:{digest}", int(count)
 
     def read_plan(self, backend: Backend, dataset: Dataset, partitions: int) -> list[Any]:
         schema, table = dataset.table_name.split(".", 1)
