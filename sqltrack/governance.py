@@ -335,6 +335,8 @@ def feature_chains(pipeline: Any) -> list[FeatureStep]:
             out_key = (st.index, out_col)
             consumers.setdefault(in_key, []).append((st, in_col, out_col, out_key))
             written[out_col] = out_key
+        if _is_predictor(st.stage):  # its outputs start no chain (e.g. IndexToString after it)
+            written.update({c: (st.index, c) for c in _produced(st.stage)})
         version.update(written)  # after the stage: a stage reading its own output name is fine
 
     Path = list[tuple[_Stage, str, str]]

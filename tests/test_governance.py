@@ -237,6 +237,7 @@ def test_feature_chains_branch_and_continue_through_single_column_stages(spark):
     from pyspark.ml.feature import (
         Bucketizer,
         ChiSqSelector,
+        IndexToString,
         OneHotEncoder,
         StandardScaler,
         StringIndexer,
@@ -257,6 +258,8 @@ def test_feature_chains_branch_and_continue_through_single_column_stages(spark):
                 numTopFeatures=2, featuresCol="scaled", outputCol="selected", labelCol="label"
             ),
             RandomForestClassifier(featuresCol="selected", labelCol="label", numTrees=2),
+            # after the model stage: its outputs are no source columns
+            IndexToString(inputCol="prediction", outputCol="predicted_segment"),
         ]
     )
     chains = governance._summaries(governance.feature_chains(p))
