@@ -165,6 +165,19 @@ def test_pipeline_stages_of_a_fitted_nested_pipeline(tracker, spark, orders):
     ]
     params = tracker.get_run(run.run_id).params
     assert params["Stage1.0"] == "StringIndexerModel" and params["Stage2"].startswith("Decision")
+    # the fitted pipeline's params and chains, with the nested stages' dotted paths
+    with tracker.start_run() as run:
+        tracker.log_model_params(model)
+        chains = tracker.log_feature_transformations(model)
+    params = tracker.get_run(run.run_id).params
+    assert params["Stage1.0.StringIndexerModel.inputCol"] == "mode"
+    assert params["Stage1.1.VectorAssembler.inputCols"] == '["mode_idx", "price"]'
+    assert params["Stage2.DecisionTreeClassificationModel.maxDepth"] == "2"
+    assert chains == {
+        "segment": "segment -> StringIndexerModel -> seg_idx",
+        "mode": "mode -> StringIndexerModel -> VectorAssembler -> features",
+        "price": "price -> VectorAssembler -> features",
+    }
 
 
 def test_another_pipeline_in_the_same_run_is_a_conflict(tracker, pipeline):
