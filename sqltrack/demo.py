@@ -372,11 +372,14 @@ def run_demo(
     if own_spark:
         say("starting Spark (local[2])")
         spark = _spark_session()
+    cached: list[Any] = []
     try:
-        fitted = _scenario(tracker, spark, rows, result, say)
+        fitted = _scenario(tracker, spark, rows, result, say, cached)
         _answers(tracker, spark, result, fitted, say, out)
     finally:
         tracker.close()
+        for df in cached:
+            df.unpersist()
         if own_spark:
             spark.stop()
     result.seconds = time.perf_counter() - started
@@ -385,9 +388,15 @@ def run_demo(
 
 
 def _scenario(
-    tracker: Tracker, spark: Any, rows: int, result: DemoResult, say: Callable[[str], None]
+    tracker: Tracker,
+    spark: Any,
+    rows: int,
+    result: DemoResult,
+    say: Callable[[str], None],
+    cached: list[Any],
 ) -> dict[str, tuple[Any, Any]]:
-    """Run both scientists' runs; return ``{run_id: (fitted PipelineModel, training rows)}``."""
+    """Run both scientists' runs; return ``{run_id: (fitted PipelineModel, training rows)}``.
+    DataFrames it caches for the rest of the demo are added to ``cached``."""
     from pyspark.ml import Pipeline
     from pyspark.sql import functions as F
 
@@ -395,8 +404,9 @@ def _scenario(
     orders = generate_orders(spark, rows).cache()
     train = orders.where(F.col("order_id") % 5 != 0)
     test = orders.where(F.col("order_id") % 5 == 0).cache()
+    cached += [orders, test]
     tracker.set_experiment(EXPERIMENT)
-    # alice trains on a 40% sample of the training orders, bob on all of them
+    # alice trains on order ids ending in 1, 2 or 3 (30% of all orders), bob on all 80%
     samples = {"alice": train.where(F.col("order_id") % 10 < 4), "bob": train}
     fitted: dict[str, tuple[Any, Any]] = {}
     for scientist, sample in samples.items():
