@@ -25,7 +25,8 @@ def test_log_artifact_records_size_type_and_hash(tracker, tmp_path):
     assert art.sha256 == hashlib.sha256(b"a,b\n1,2\n").hexdigest()
     assert tracker.load_artifact(run.run_id, "report.csv") == b"a,b\n1,2\n"
     assert [a.name for a in tracker.list_artifacts(run.run_id)] == [
-        "copies/report-2.csv", "report.csv"
+        "copies/report-2.csv",
+        "report.csv",
     ]
 
 
@@ -95,7 +96,8 @@ def test_large_file_is_chunked_streamed_and_verified(tracker, tmp_path):
     assert art.size_bytes == size and art.sha256 == digest
     chunks = tracker.sql(
         "SELECT count(*), max(octet_length(data)) FROM sqltrack.artifact_chunks "
-        "WHERE artifact_id = ?", (art.artifact_id,)
+        "WHERE artifact_id = ?",
+        (art.artifact_id,),
     )[1][0]
     assert chunks == (6, CHUNK_SIZE)
     dst = tmp_path / "restored"

@@ -45,8 +45,9 @@ def test_every_command_has_help_with_an_example():
 
 def test_help_is_fast():
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "sqltrack", "--help"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "sqltrack", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert time.perf_counter() - started < 5  # generous: a cold interpreter on a busy machine
     for name in COMMANDS:
         assert name in out
@@ -54,14 +55,25 @@ def test_help_is_fast():
 
 def test_runs_filter_and_formats(capsys, populated):
     uri, good, _ = populated
-    code, out, _ = run_cli(capsys, "runs", "--uri", uri, "--filter", "metrics.r2 > 0.5",
-                           "--format", "csv")
+    code, out, _ = run_cli(
+        capsys, "runs", "--uri", uri, "--filter", "metrics.r2 > 0.5", "--format", "csv"
+    )
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["run_id"] for r in rows] == [good]
     assert rows[0]["params.model"] == "rf" and float(rows[0]["metrics.r2"]) == 0.9
-    code, out, _ = run_cli(capsys, "runs", "--uri", uri, "--experiment", "cli", "--order-by",
-                           "metrics.r2 ASC", "--format", "json")
+    code, out, _ = run_cli(
+        capsys,
+        "runs",
+        "--uri",
+        uri,
+        "--experiment",
+        "cli",
+        "--order-by",
+        "metrics.r2 ASC",
+        "--format",
+        "json",
+    )
     assert [r["run_name"] for r in json.loads(out)] == ["bad", "good"]
     code, out, _ = run_cli(capsys, "runs", "--uri", uri)
     assert "good" in out and "(2 rows)" in out
@@ -75,8 +87,15 @@ def test_experiments_show_and_sql(capsys, populated):
     rows = {(r["section"], r["key"]): r["value"] for r in json.loads(out)}
     assert rows[("param", "model")] == "rf" and rows[("metric", "r2")] == 0.9
     assert rows[("info", "status")] == "FINISHED"
-    code, out, _ = run_cli(capsys, "sql", "SELECT key, value FROM sqltrack.params ORDER BY value",
-                           "--uri", uri, "--format", "csv")
+    code, out, _ = run_cli(
+        capsys,
+        "sql",
+        "SELECT key, value FROM sqltrack.params ORDER BY value",
+        "--uri",
+        uri,
+        "--format",
+        "csv",
+    )
     assert out.splitlines() == ["key,value", "model,lr", "model,rf"]
 
 
@@ -90,8 +109,9 @@ def test_sql_is_read_only(capsys, populated):
         code, _, err = run_cli(capsys, "sql", statement, "--uri", uri)
         assert code == 1 and "sqltrack: error:" in err, statement
         assert "Traceback" not in err
-    code, out, _ = run_cli(capsys, "sql", "SELECT count(*) AS n FROM sqltrack.runs",
-                           "--uri", uri, "--format", "json")
+    code, out, _ = run_cli(
+        capsys, "sql", "SELECT count(*) AS n FROM sqltrack.runs", "--uri", uri, "--format", "json"
+    )
     assert json.loads(out) == [{"n": 2}]
 
 
@@ -105,6 +125,10 @@ def test_errors_are_one_line_without_traceback(capsys, populated):
 
 def test_python_dash_m_entry_point(populated):
     uri, good, _ = populated
-    out = subprocess.run([sys.executable, "-m", "sqltrack", "runs", "--uri", uri, "--format",
-                          "json"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "sqltrack", "runs", "--uri", uri, "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert good in {r["run_id"] for r in json.loads(out)}

@@ -45,7 +45,7 @@ def test_every_table_view_and_column_is_documented(tracker):
     assert not missing_objects, f"undocumented tables/views: {missing_objects}"
     missing = {t: sorted(cols - docs[t]) for t, cols in in_db.items() if cols - docs[t]}
     assert not missing, f"undocumented columns: {missing}"
-    stale = {t: sorted(docs[t] - in_db.get(t, set())) for t in docs if docs[t] - in_db.get(t, set())}
+    stale = {t: sorted(d - in_db.get(t, set())) for t, d in docs.items() if d - in_db.get(t, set())}
     assert not stale, f"documented columns that do not exist: {stale}"
 
 

@@ -12,9 +12,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_wheel_contains_ddl_and_packages(tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
     )
     wheel = next(tmp_path.glob("sqltrack-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -30,9 +41,20 @@ def test_wheel_contains_ddl_and_packages(tmp_path):
 def test_installed_wheel_finds_its_ddl(tmp_path):
     """Install the wheel into a fresh target folder and run the migration runner from it."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path / "dist"), str(ROOT)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
     )
     wheel = next((tmp_path / "dist").glob("sqltrack-*.whl"))
     target = tmp_path / "site"
@@ -43,5 +65,8 @@ def test_installed_wheel_finds_its_ddl(tmp_path):
         "assert s.migrations('duckdb') and s.migrations('postgres'); "
         "import sqltrack; t = sqltrack.connect('duckdb:///' + sys.argv[2]); t.close()"
     )
-    subprocess.run([sys.executable, "-c", code, str(target), str(tmp_path / "w.duckdb")],
-                   check=True, cwd=tmp_path)
+    subprocess.run(
+        [sys.executable, "-c", code, str(target), str(tmp_path / "w.duckdb")],
+        check=True,
+        cwd=tmp_path,
+    )

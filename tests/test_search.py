@@ -62,7 +62,7 @@ def test_issue_example_filter(tracker, runs):
         ("params.model ILIKE 'R%'", {"a", "b", "e"}),
         ("params.model IN ('lr', 'xx')", {"c", "d"}),
         ("params.model NOT IN ('lr')", {"a", "b", "e"}),
-        ("tags.team = \"x\"", {"a", "d"}),
+        ('tags.team = "x"', {"a", "d"}),
         ("status = 'FAILED'", {"e"}),
         ("attributes.run_name IN ('a','c')", {"a", "c"}),
         ("attributes.status != 'FINISHED' AND metrics.r2 > 0", {"e"}),
@@ -78,8 +78,17 @@ def test_operators(tracker, runs, filter_string, expected):
 def test_columns_follow_mlflow_convention(tracker, runs):
     frame = tracker.search_runs(["exp"], "params.model = 'rf'", order_by=["metrics.r2 DESC"])
     assert list(frame.columns) == [
-        "run_id", "experiment_id", "run_name", "status", "start_time", "end_time", "user",
-        "params.depth", "params.model", "metrics.r2", "tags.team",
+        "run_id",
+        "experiment_id",
+        "run_name",
+        "status",
+        "start_time",
+        "end_time",
+        "user",
+        "params.depth",
+        "params.model",
+        "metrics.r2",
+        "tags.team",
     ]
     assert names(frame) == ["e", "a", "b"]
     assert list(frame["metrics.r2"]) == [0.95, 0.9, 0.4]  # the latest value, not step 0

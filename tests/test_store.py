@@ -103,7 +103,8 @@ def test_edited_migration_is_refused(store_uri, tmp_path, monkeypatch):
 def test_newer_database_asks_for_a_newer_sqltrack(tracker, store_uri):
     with tracker.backend.transaction() as s:
         s.execute(
-            "INSERT INTO sqltrack.schema_migrations (name, checksum) VALUES ('9998_future.sql', 'x')"
+            "INSERT INTO sqltrack.schema_migrations (name, checksum) "
+            "VALUES ('9998_future.sql', 'x')"
         )
     with pytest.raises(sqltrack.SchemaOutOfDateError, match="upgrade the sqltrack package"):
         sqltrack.connect(store_uri)
@@ -111,9 +112,10 @@ def test_newer_database_asks_for_a_newer_sqltrack(tracker, store_uri):
 
 # -- several processes ---------------------------------------------------------------
 
+
 def _pg_worker(uri: str, shared_run: str, worker: int, n: int) -> None:
     t = sqltrack.connect(uri)
-    with t.start_run(run_name=f"worker-{worker}") as run:
+    with t.start_run(run_name=f"worker-{worker}"):
         for i in range(n):
             t.log_metric("m", float(i), step=i)
             t.log_metric("shared", float(worker), step=i, run_id=shared_run)
@@ -138,10 +140,12 @@ def test_four_processes_logging_to_postgres_lose_nothing(pg_uri):
         p.join(120)
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     with sqltrack.connect(pg_uri) as t:
-        counts = dict(t.sql(
-            "SELECT r.run_name, count(*) FROM sqltrack.metrics m JOIN sqltrack.runs r "
-            "USING (run_id) GROUP BY r.run_name"
-        )[1])
+        counts = dict(
+            t.sql(
+                "SELECT r.run_name, count(*) FROM sqltrack.metrics m JOIN sqltrack.runs r "
+                "USING (run_id) GROUP BY r.run_name"
+            )[1]
+        )
         assert counts == {"shared": 400, **{f"worker-{w}": 150 for w in range(4)}}
         assert t.get_run(shared).params == {f"w{w}": str(w) for w in range(4)}
 
@@ -173,8 +177,9 @@ def test_busy_duckdb_file_waits_then_fails_naming_the_holder(tmp_path, monkeypat
     from sqltrack.backends import duckdb as duck
 
     duck._FILES.clear()
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path), "4"],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(path), "4"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "ready"
         monkeypatch.setenv("SQLTRACK_LOCK_TIMEOUT", "0.5")
@@ -210,8 +215,7 @@ def test_two_processes_take_turns_on_a_duckdb_file(tmp_path):
     from sqltrack.backends import duckdb as duck
 
     duck._FILES.clear()
-    procs = [subprocess.Popen([sys.executable, "-c", _DUCK_WORKER, uri, f"p{i}"])
-             for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-c", _DUCK_WORKER, uri, f"p{i}"]) for i in range(2)]
     assert [p.wait(120) for p in procs] == [0, 0]
     with sqltrack.connect(uri) as t:
         frame = t.search_runs()

@@ -59,7 +59,9 @@ def test_run_context_manager_finishes_and_records_context(tracker, monkeypatch):
     if info.source_type == "SCRIPT":
         expected = subprocess.run(
             ["git", "-C", os.path.dirname(info.source_name), "rev-parse", "HEAD"],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         ).stdout.strip()
         assert info.git_commit == (expected or None)
 
@@ -157,8 +159,19 @@ def test_bad_steps_are_rejected(tracker, step, match):
 
 @pytest.mark.parametrize(
     "key",
-    ["", "a" * 251, "bad;key", "quote'key", "../up", "/abs", "a//b", "trailing/", ".", "tab\tkey",
-     "é"],
+    [
+        "",
+        "a" * 251,
+        "bad;key",
+        "quote'key",
+        "../up",
+        "/abs",
+        "a//b",
+        "trailing/",
+        ".",
+        "tab\tkey",
+        "é",
+    ],
 )
 def test_invalid_keys_are_rejected(tracker, key):
     with tracker.start_run() as run:
@@ -218,7 +231,9 @@ def test_tags_are_mutable_and_settable_after_the_run(tracker):
         tracker.set_tags({"owner": "bob"})
     tracker.set_tag("verdict", "approved", run_id=run.run_id)
     assert tracker.get_run(run.run_id).tags == {
-        "stage": "review", "owner": "bob", "verdict": "approved"
+        "stage": "review",
+        "owner": "bob",
+        "verdict": "approved",
     }
 
 
@@ -276,9 +291,14 @@ def test_fluent_api_mirrors_the_tracker(store_uri):
 
 def test_errors_are_one_picklable_tree():
     for cls in (
-        sqltrack.InvalidInputError, sqltrack.NotFoundError, sqltrack.ConflictError,
-        sqltrack.SchemaOutOfDateError, sqltrack.TransientBackendError,
-        sqltrack.TerminalBackendError, sqltrack.StoreBusyError, sqltrack.IntegrityError,
+        sqltrack.InvalidInputError,
+        sqltrack.NotFoundError,
+        sqltrack.ConflictError,
+        sqltrack.SchemaOutOfDateError,
+        sqltrack.TransientBackendError,
+        sqltrack.TerminalBackendError,
+        sqltrack.StoreBusyError,
+        sqltrack.IntegrityError,
     ):
         assert issubclass(cls, sqltrack.SqltrackError)
         assert cls.__module__ == "sqltrack"
