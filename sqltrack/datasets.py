@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqltrack import _context
-from sqltrack.backends import Backend, Session, open_backend, parse_uri
+from sqltrack.backends import Backend, Session, open_backend
 from sqltrack.entities import Dataset
 from sqltrack.errors import ConflictError, InvalidInputError, NotFoundError
 from sqltrack.sqltext import Fragment, compose
@@ -170,7 +170,6 @@ class WriteSpec:
     ordered: bool
     spark_schema: str  # StructType JSON, field metadata included
     columns: tuple[str, ...]  # the DataFrame's column names, in order
-    sql_types: tuple[str, ...]  # Spark simpleString of each column ("udt:<class>" for UDTs)
     created_by: str
     write_id: str
     started: float
@@ -214,25 +213,11 @@ class WriteSpec:
             ordered=ordered,
             spark_schema=spark_schema,
             columns=columns,
-            sql_types=tuple(type_key(f["type"]) for f in fields),
             created_by=created_by or _context.user_name(),
             write_id=write_id,
             started=started,
             arrow_schema=arrow_schema.serialize().to_pybytes(),
         )
-
-    @property
-    def fields(self) -> list[dict[str, Any]]:
-        return list(json.loads(self.spark_schema)["fields"])
-
-
-def type_key(t: Any) -> str:
-    """A short, stable text for a Spark type given as its JSON value."""
-    if isinstance(t, str):
-        return t
-    if t.get("type") == "udt":
-        return "udt:" + str(t.get("pyClass") or t.get("class"))
-    return json.dumps(t, sort_keys=True)
 
 
 def check_columns(columns: Sequence[str], max_length: int) -> None:
@@ -656,7 +641,3 @@ def parse_bool(value: object, what: str) -> bool:
     if text in ("false", "0", "no", ""):
         return False
     raise InvalidInputError(f"option {what}={value!r} must be true or false")
-
-
-def uri_scheme(uri: str) -> str:
-    return parse_uri(uri).scheme

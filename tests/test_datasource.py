@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -519,6 +520,8 @@ def test_failed_job_leaves_nothing(tracker: Any, run: Any, spark: Any) -> None:
 def test_janitor_removes_orphaned_staging(
     tracker: Any, run: Any, spark: Any, store_uri: str
 ) -> None:
+    import pyarrow as pa
+
     from sqltrack.cli import main
 
     eng = datasets.engine(tracker.backend)
@@ -530,7 +533,7 @@ def test_janitor_removes_orphaned_staging(
         overwrite=False,
         ordered=False,
         spark_schema=spark.createDataFrame([(1,)], "a int").schema.json(),
-        arrow_schema=__import__("pyarrow").schema([("a", __import__("pyarrow").int32())]),
+        arrow_schema=pa.schema([("a", pa.int32())]),
     )
     orphans = []
     for i in range(2):
@@ -566,7 +569,7 @@ def test_retried_tasks_never_duplicate_rows(store_uri: str, tmp_path: Path) -> N
         capture_output=True,
         text=True,
         timeout=600,
-        env={**__import__("os").environ, "SQLTRACK_TEST_FAIL_AFTER_STAGE": "1"},
+        env={**os.environ, "SQLTRACK_TEST_FAIL_AFTER_STAGE": "1"},
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
