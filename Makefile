@@ -43,11 +43,13 @@ browser:
 demo: install
 	$(BIN)/sqltrack demo
 
-test: install-test pg-up browser
+# CI runs exactly this: lint, then the whole suite against DuckDB, PostgreSQL and local Spark.
+test: install-test pg-up browser lint
 	SQLTRACK_TEST_PG_DSN=$(PG_TEST_DSN) $(BIN)/python -m pytest -q
 
 lint: install-test
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 bench: install-test pg-up
