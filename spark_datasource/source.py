@@ -106,7 +106,7 @@ class SqltrackDataSource(DataSource):  # type: ignore[misc]
                     max(_MIN_PARTITIONS, -(-dataset.row_count // _ROWS_PER_PARTITION)),
                 )
             )
-            plan = datasets.engine(backend).read_plan(backend, dataset, n)
+            plan = datasets.read_plan(backend, dataset, n)
         finally:
             backend.close()
         target = to_arrow_schema(schema, timezone="UTC")

@@ -38,7 +38,7 @@ from sqltrack import _context
 from sqltrack.backends import Backend, Session, open_backend
 from sqltrack.entities import Dataset
 from sqltrack.errors import ConflictError, InvalidInputError, NotFoundError
-from sqltrack.sqltext import Fragment, compose
+from sqltrack.sqltext import Fragment, compose, ident
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -263,7 +263,8 @@ class Engine(Protocol):
         """Order-independent content hash of a data table's user columns."""
 
     def read_plan(self, backend: Backend, dataset: Dataset, partitions: int) -> list[Any]:
-        """Picklable descriptions of disjoint slices that together cover the table."""
+        """Picklable ``(kind, lo, hi)`` slices, disjoint, together covering an unordered
+        table (kept-order tables are planned by :func:`read_plan`)."""
 
     def read(
         self, uri: str, dataset: Dataset, part: Any, target: pa.Schema
@@ -275,12 +276,33 @@ class Engine(Protocol):
 
     def drop_staging(self, backend: Backend, staging: str) -> None: ...
 
-    def drop_table(self, s: Session, table: str) -> None: ...
-
 
 def engine(backend: Backend) -> Engine:
     module = importlib.import_module(f"sqltrack.backends.{backend.capabilities.name}_datasets")
     return module.ENGINE  # type: ignore[no-any-return]
+
+
+def read_plan(backend: Backend, dataset: Dataset, partitions: int) -> list[Any]:
+    """The read slices of a dataset: one per original partition for a kept-order one
+    (``("ordinal", lo, hi)``, read in order), else the engine's."""
+    if not dataset.ordered:
+        return engine(backend).read_plan(backend, dataset, partitions)
+    schema, table = dataset.table_name.split(".", 1)
+    with backend.session(read_only=True) as s:
+        parts = s.query(
+            compose(
+                "SELECT DISTINCT {ord} >> ? FROM {t} ORDER BY 1",
+                ord=ident(ORDINAL_COLUMN),
+                t=ident(schema, table),
+            ),
+            (ORDINAL_SHIFT,),
+        )
+    return [("ordinal", int(p) << ORDINAL_SHIFT, (int(p) + 1) << ORDINAL_SHIFT) for (p,) in parts]
+
+
+def drop_table(s: Session, table: str) -> None:
+    """Drop a data table of ``sqltrack_data`` (inside the caller's transaction)."""
+    s.execute(compose("DROP TABLE IF EXISTS {t}", t=ident(DATA_SCHEMA, table)))
 
 
 # -- catalog ---------------------------------------------------------------------------

@@ -107,7 +107,7 @@ class DuckDBDatasets:
                 s, backend.uri, spec.run_id, spec.name, spec.overwrite
             )
             if replaced is not None:
-                self.drop_table(s, spec.table)
+                datasets.drop_table(s, spec.table)
             if files:
                 sources = sqltext.Fragment("[" + ", ".join(quote_literal(f) for f in files) + "]")
                 s.execute(
@@ -157,19 +157,7 @@ class DuckDBDatasets:
         return f"duckdb-hash64-sum:{digest}"
 
     def read_plan(self, backend: Backend, dataset: Dataset, partitions: int) -> list[Any]:
-        table = sqltext.ident(*dataset.table_name.split(".", 1))
-        if dataset.ordered:
-            with backend.session(read_only=True) as s:
-                parts = s.query(
-                    sqltext.compose(
-                        "SELECT DISTINCT {ord} >> ? FROM {table} ORDER BY 1",
-                        ord=sqltext.ident(datasets.ORDINAL_COLUMN),
-                        table=table,
-                    ),
-                    (datasets.ORDINAL_SHIFT,),
-                )
-            shift = datasets.ORDINAL_SHIFT
-            return [("ordinal", int(p) << shift, (int(p) + 1) << shift) for (p,) in parts]
+        """``rowid`` ranges: a table made by CREATE TABLE AS numbers its rows 0..n-1."""
         n = max(1, min(partitions, dataset.row_count))
         step = -(-dataset.row_count // n) if dataset.row_count else 1
         return [("rowid", i * step, (i + 1) * step) for i in range(n)]
@@ -218,13 +206,6 @@ class DuckDBDatasets:
             os.rmdir(root)  # only when empty
         except OSError:
             pass
-
-    def drop_table(self, s: Session, table: str) -> None:
-        s.execute(
-            sqltext.compose(
-                "DROP TABLE IF EXISTS {t}", t=sqltext.ident(datasets.DATA_SCHEMA, table)
-            )
-        )
 
 
 ENGINE = DuckDBDatasets()

@@ -344,7 +344,7 @@ class PostgresDatasets:
             )
             s.execute(sqltext.compose("LOCK TABLE {t} IN ACCESS EXCLUSIVE MODE", t=staging))
             if replaced is not None:
-                self.drop_table(s, spec.table)
+                datasets.drop_table(s, spec.table)
             s.execute(
                 sqltext.compose(
                     "ALTER TABLE {t} RENAME TO {name}",
@@ -408,19 +408,8 @@ class PostgresDatasets:
         return f"pg-hash-record-sum:{digest}", int(count)
 
     def read_plan(self, backend: Backend, dataset: Dataset, partitions: int) -> list[Any]:
-        schema, table = dataset.table_name.split(".", 1)
+        """Ranges of whole heap pages (``ctid``), read by TID range scans."""
         with backend.session(read_only=True) as s:
-            if dataset.ordered:
-                parts = s.query(
-                    sqltext.compose(
-                        "SELECT DISTINCT {ord} >> ? FROM {t} ORDER BY 1",
-                        ord=sqltext.ident(datasets.ORDINAL_COLUMN),
-                        t=sqltext.ident(schema, table),
-                    ),
-                    (datasets.ORDINAL_SHIFT,),
-                )
-                shift = datasets.ORDINAL_SHIFT
-                return [("ordinal", int(p) << shift, (int(p) + 1) << shift) for (p,) in parts]
             pages = int(
                 s.query(
                     "SELECT pg_relation_size(CAST(? AS regclass)) / "
@@ -493,13 +482,6 @@ class PostgresDatasets:
                     "DROP TABLE IF EXISTS {t}", t=sqltext.ident(datasets.DATA_SCHEMA, staging)
                 )
             )
-
-    def drop_table(self, s: Session, table: str) -> None:
-        s.execute(
-            sqltext.compose(
-                "DROP TABLE IF EXISTS {t}", t=sqltext.ident(datasets.DATA_SCHEMA, table)
-            )
-        )
 
 
 def _tid_range(lo: int, hi: int | None) -> sqltext.Fragment:
