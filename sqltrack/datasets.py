@@ -385,6 +385,16 @@ def check_writable(s: Session, uri: str, run_id: str, name: str, overwrite: bool
             f"run {run_id} already has a dataset named {name!r}; a dataset is an immutable "
             "snapshot: log it under another name, or replace it with mode='overwrite'"
         )
+    if found:
+        models = s.query(
+            "SELECT name FROM sqltrack.models WHERE dataset_id = ? ORDER BY name", (found[0][0],)
+        )
+        if models:
+            raise ConflictError(
+                f"dataset {name!r} of run {run_id} trained the stored model(s) "
+                f"{', '.join(repr(m[0]) for m in models)}; replacing it would re-point them at "
+                "data they were not trained on. Log the new data under another name"
+            )
     return int(found[0][0]) if found else None
 
 

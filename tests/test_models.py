@@ -210,3 +210,17 @@ def test_wrong_inputs_fail_before_any_spark_work(tracker, pipeline_model):
         tracker.log_spark_model(pipeline_model, run_id=run.run_id)
     _, rows = tracker.sql("SELECT count(*) FROM sqltrack.models")
     assert rows == [(0,)]
+
+
+def test_data_that_trained_a_stored_model_cannot_be_overwritten(tracker, orders, forest):
+    with tracker.start_run() as run:
+        first = tracker.log_dataset(orders, "training")
+        tracker.log_spark_model(forest)
+        with pytest.raises(sqltrack.ConflictError, match="trained the stored model"):
+            tracker.log_dataset(orders.limit(3), "training", mode="overwrite")
+    (stored,) = tracker.list_datasets(run.run_id)
+    assert (stored.dataset_id, stored.row_count, stored.fingerprint) == (
+        first.dataset_id,
+        first.row_count,
+        first.fingerprint,
+    )
