@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from sqltrack import runs
 from sqltrack.backends import Backend, Session
 from sqltrack.entities import Artifact
 from sqltrack.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
@@ -106,20 +107,10 @@ def _media_type(name: str, default: str | None = None) -> str:
     return guessed or "application/octet-stream"
 
 
-def _check_running(s: Session, run_id: str, uri: str) -> None:
-    rows = s.query("SELECT status FROM sqltrack.runs WHERE run_id = ?", (run_id,))
-    if not rows:
-        raise NotFoundError(f"run {run_id} does not exist in {uri}")
-    if rows[0][0] != "RUNNING":
-        raise ConflictError(
-            f"run {run_id} is {rows[0][0]}, not RUNNING; artifacts are only added to running runs"
-        )
-
-
 def _store(backend: Backend, run_id: str, stream: BinaryIO, name: str, media_type: str) -> Artifact:
     name = validate_key(name, "artifact name")
     with backend.transaction() as s:
-        _check_running(s, run_id, backend.uri)
+        runs.require_running(s, run_id, backend.uri, "artifacts")
         existing = s.query(
             "SELECT sha256 FROM sqltrack.artifacts WHERE run_id = ? AND name = ?", (run_id, name)
         )

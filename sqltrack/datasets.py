@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqltrack import _context
+from sqltrack import _context, runs
 from sqltrack.backends import Backend, Session, open_backend
 from sqltrack.entities import Dataset
 from sqltrack.errors import ConflictError, InvalidInputError, NotFoundError
@@ -369,14 +369,7 @@ def list_datasets(tracker: Tracker, run_id: str | None) -> list[Dataset]:
 def check_writable(s: Session, uri: str, run_id: str, name: str, overwrite: bool) -> int | None:
     """Raise unless the run is RUNNING and (for append) the name is free.
     Return the dataset_id being replaced on overwrite, else None."""
-    rows = s.query("SELECT status FROM sqltrack.runs WHERE run_id = ?", (run_id,))
-    if not rows:
-        raise NotFoundError(f"run {run_id} does not exist in {uri}")
-    if rows[0][0] != "RUNNING":
-        raise ConflictError(
-            f"run {run_id} is {rows[0][0]}, not RUNNING; datasets are only logged to running "
-            "runs (start a new run)"
-        )
+    runs.require_running(s, run_id, uri, "datasets")
     found = s.query(
         "SELECT dataset_id FROM sqltrack.datasets WHERE run_id = ? AND name = ?", (run_id, name)
     )

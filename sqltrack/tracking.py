@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqltrack import _context, _values, artifacts, config, schema, search
+from sqltrack import _context, _values, artifacts, config, runs, schema, search
 from sqltrack.backends import Backend, Session, open_backend
 from sqltrack.entities import (
     ActiveRun,
@@ -308,24 +308,11 @@ class Tracker:
     def _require_running(self, run_id: str) -> None:
         """Raise the right error for a write that found no RUNNING run."""
         with self.backend.session(read_only=True) as s:
-            rows = s.query("SELECT status FROM sqltrack.runs WHERE run_id = ?", (run_id,))
-        if not rows:
-            raise NotFoundError(f"run {run_id} does not exist in {self.uri}")
-        if rows[0][0] != RunStatus.RUNNING:
-            raise ConflictError(
-                f"run {run_id} is {rows[0][0]}, not RUNNING; records are only added to "
-                "running runs (start a new run)"
-            )
+            runs.require_running(s, run_id, self.uri)
 
     def _check_running(self, s: Session, run_id: str) -> None:
-        rows = s.query("SELECT status FROM sqltrack.runs WHERE run_id = ?", (run_id,))
-        if not rows:
-            raise NotFoundError(f"run {run_id} does not exist in {self.uri}")
-        if rows[0][0] != RunStatus.RUNNING:
-            raise ConflictError(
-                f"run {run_id} is {rows[0][0]}, not RUNNING; records are only added to "
-                "running runs (start a new run)"
-            )
+        """Inside a write's transaction: the run exists and is RUNNING."""
+        runs.require_running(s, run_id, self.uri)
 
     # -- params ---------------------------------------------------------------
     def log_param(self, key: str, value: Any, run_id: str | None = None) -> Any:

@@ -304,3 +304,15 @@ def test_errors_are_one_picklable_tree():
         assert cls.__module__ == "sqltrack"
         copy = pickle.loads(pickle.dumps(cls("bad value 'x'")))
         assert type(copy) is cls and str(copy) == "bad value 'x'"
+
+
+def test_every_public_tracker_method_has_a_fluent_twin():
+    public = {
+        n
+        for n in dir(sqltrack.Tracker)
+        if not n.startswith("_") and callable(getattr(sqltrack.Tracker, n))
+    }
+    public -= {"close", "sql"}  # per-connection, not part of MLflow's fluent API
+    missing = sorted(n for n in public if not callable(getattr(sqltrack, n, None)))
+    assert not missing, f"fluent functions missing for: {missing}"
+    assert sqltrack.__all__ == sorted(sqltrack.__all__, key=lambda n: (n[0].islower(), n))
