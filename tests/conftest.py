@@ -107,6 +107,32 @@ def tracker(store_uri: str) -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """sqltrack's wheel, built once per session from this checkout."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("dist")
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(root),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return next(out.glob("sqltrack-*.whl"))
+
+
+@pytest.fixture(scope="session")
 def spark() -> Iterator[object]:
     from pyspark.sql import SparkSession
 

@@ -10,24 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_wheel_contains_ddl_and_packages(tmp_path):
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(ROOT),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    wheel = next(tmp_path.glob("sqltrack-*.whl"))
+def test_wheel_contains_ddl_and_packages(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for backend in ("duckdb", "postgres"):
         for sql in sorted((ROOT / "ddl" / backend).glob("*.sql")):
@@ -38,25 +21,8 @@ def test_wheel_contains_ddl_and_packages(tmp_path):
     assert not any(n.startswith("tests/") for n in names)
 
 
-def test_installed_wheel_finds_its_ddl(tmp_path):
-    """Install the wheel into a fresh target folder and run the migration runner from it."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path / "dist"),
-            str(ROOT),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    wheel = next((tmp_path / "dist").glob("sqltrack-*.whl"))
+def test_installed_wheel_finds_its_ddl(tmp_path, wheel):
+    """Unpack the wheel into a fresh folder and run the migration runner from it."""
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
     code = (

@@ -356,25 +356,8 @@ def rendered_dom(flags: list[str], page: Path, profile: Path) -> Node:
     return html.root.find("html")
 
 
-def test_wheel_ships_the_templates_and_renders_from_them(tmp_path):
+def test_wheel_ships_the_templates_and_renders_from_them(tmp_path, wheel):
     root = Path(__file__).resolve().parent.parent
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path / "dist"),
-            str(root),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    wheel = next((tmp_path / "dist").glob("sqltrack-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     templates = sorted((root / "sqltrack" / "report" / "templates").iterdir())
     assert {t.name for t in templates} >= {"base.html", "experiment.html", "run.html", "report.js"}
