@@ -660,9 +660,9 @@ class Tracker:
         probability_col: str = "probability",
         run_id: str | None = None,
     ) -> dict[str, float]:
-        from sqltrack import governance
+        from sqltrack import evaluation
 
-        return governance.log_evaluator_metrics(
+        return evaluation.log_evaluator_metrics(
             self,
             predictions,
             self._current(run_id),
