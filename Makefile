@@ -9,7 +9,7 @@ export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 PG_TEST_DSN ?= postgresql://root@127.0.0.1:5432/test
 
-.PHONY: install install-test demo test lint pg-up browser bench clean
+.PHONY: install install-test demo test lint pg-up browser jdbc bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ pg-up:
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
 	  echo "PostgreSQL is not answering on 127.0.0.1:5432" >&2; exit 1
 
+# PostgreSQL's JDBC driver (Debian package), so a test can read stored datasets with Spark's
+# own JDBC reader; benchmark and test only, never a runtime dependency.
+jdbc:
+	@test -f /usr/share/java/postgresql.jar || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libpostgresql-jdbc-java)
+
 # Headless Chromium for the report's browser test (Debian package `chromium`).
 browser:
 	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
@@ -44,7 +49,7 @@ demo: install
 	$(BIN)/sqltrack demo
 
 # CI runs exactly this: lint, then the whole suite against DuckDB, PostgreSQL and local Spark.
-test: install-test pg-up browser lint
+test: install-test pg-up browser jdbc lint
 	SQLTRACK_TEST_PG_DSN=$(PG_TEST_DSN) $(BIN)/python -m pytest -q
 
 lint: install-test

@@ -22,6 +22,9 @@ os.environ.setdefault("SQLTRACK_LOCK_TIMEOUT", "60")
 
 PG_DSN = os.environ.get("SQLTRACK_TEST_PG_DSN", "postgresql://root@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Debian's libpostgresql-jdbc-java (`make jdbc`): lets a test read stored datasets with
+# Spark's own JDBC reader. Test-only, never a runtime dependency.
+PG_JDBC_JAR = Path("/usr/share/java/postgresql.jar")
 
 
 def _pg_admin():  # type: ignore[no-untyped-def]
@@ -144,6 +147,7 @@ def spark() -> Iterator[object]:
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.jars", str(PG_JDBC_JAR) if PG_JDBC_JAR.exists() else "")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
