@@ -176,9 +176,7 @@ def measure(backend: str, uri: str, spark: Any, frames: dict[str, Any], args: An
 
         return body
 
-    from sqltrack.datasets import store_uri
-
-    sqltrack_uri = store_uri(tracker.backend)
+    sqltrack_uri = tracker.backend.full_uri()
     out: list[dict] = []
     label = f"{rows_n:,} rows x 15 mixed columns, local[2]"
     if backend == "postgres":

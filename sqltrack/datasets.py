@@ -134,28 +134,6 @@ def staging_age(name: str, now: float | None = None) -> float | None:
     return (time.time() if now is None else now) - int(m.group(1))
 
 
-def store_uri(backend: Backend) -> str:
-    """A URI other processes (Spark's) can open: absolute path, password kept."""
-    path = getattr(backend, "path", None)
-    if path is not None:
-        return f"duckdb:///{path}"  # path is absolute: duckdb:////abs/file.duckdb
-    parsed = getattr(backend, "parsed", None)
-    if parsed is None:
-        return backend.uri
-    from sqlalchemy.engine import URL
-
-    url = URL.create(
-        "postgresql",
-        username=parsed.user,
-        password=parsed.password,
-        host=parsed.host,
-        port=parsed.port,
-        database=parsed.database,
-        query=dict(parsed.query),
-    )
-    return url.render_as_string(hide_password=False)
-
-
 # -- the write description shipped to Spark's processes ---------------------------
 @dataclass(frozen=True)
 class WriteSpec:
@@ -608,7 +586,7 @@ def log_dataset(
     backend.release()  # DuckDB: Spark's processes need the file
     writer = (
         df.write.format(FORMAT)
-        .option("uri", store_uri(backend))
+        .option("uri", backend.full_uri())
         .option("run_id", run_id)
         .option("name", name)
         .option("keep_order", str(bool(keep_order)).lower())
@@ -630,7 +608,7 @@ def load_dataset(tracker: Tracker, spark: Any, run_id: str, name: str) -> Any:
     backend.release()
     reader = (
         spark.read.format(FORMAT)
-        .option("uri", store_uri(backend))
+        .option("uri", backend.full_uri())
         .option("dataset_id", str(dataset.dataset_id))
         .option("verify", "false")  # just verified above
     )

@@ -349,7 +349,7 @@ def test_format_sqltrack_directly(tracker: Any, run: Any, spark: Any) -> None:
     import spark_datasource
 
     spark_datasource.register(spark)
-    uri = datasets.store_uri(tracker.backend)
+    uri = tracker.backend.full_uri()
     tracker.backend.release()
     df = spark.createDataFrame([(1, "a"), (2, "b")], "k int, v string")
     (
@@ -458,7 +458,7 @@ def test_tampered_rows_fail_the_fingerprint(tracker: Any, run: Any, spark: Any) 
     import spark_datasource
 
     spark_datasource.register(spark)
-    uri = datasets.store_uri(tracker.backend)
+    uri = tracker.backend.full_uri()
     tracker.backend.release()
     read = spark.read.format("sqltrack").option("uri", uri).option("run_id", run.run_id)
     with pytest.raises(Exception, match="'audit-me'.*does not match its fingerprint"):
@@ -527,7 +527,7 @@ def test_janitor_removes_orphaned_staging(
     eng = datasets.engine(tracker.backend)
     old = time.time() - datasets.STAGING_MAX_AGE - 60
     spec = datasets.WriteSpec.new(
-        datasets.store_uri(tracker.backend),
+        tracker.backend.full_uri(),
         run.run_id,
         "orphan",
         overwrite=False,

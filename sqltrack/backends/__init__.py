@@ -74,6 +74,9 @@ class Backend(Protocol):
     def lock_schema(self, session: Session) -> None:
         """Serialise schema migrations across processes (inside a transaction)."""
 
+    def full_uri(self) -> str:
+        """A URI another process (Spark's) can open: absolute path, credentials kept."""
+
     def release(self) -> None:
         """Give up any idle connection so that other processes can use the store."""
 

@@ -302,6 +302,9 @@ class DuckDBBackend:
     def lock_schema(self, session: Any) -> None:
         """DuckDB already admits one writer per file."""
 
+    def full_uri(self) -> str:
+        return f"duckdb:///{self.path}"  # path is absolute: duckdb:////abs/file.duckdb
+
     def release(self) -> None:
         f = self._file
         with f.lock:

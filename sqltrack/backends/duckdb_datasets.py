@@ -194,13 +194,13 @@ class DuckDBDatasets:
             backend.close()
 
     def staging_areas(self, backend: Backend) -> list[str]:
-        root = staging_root(datasets.store_uri(backend))
+        root = staging_root(backend.full_uri())
         if not root.is_dir():
             return []
         return sorted(p.name for p in root.iterdir() if p.is_dir())
 
     def drop_staging(self, backend: Backend, staging: str) -> None:
-        root = staging_root(datasets.store_uri(backend))
+        root = staging_root(backend.full_uri())
         shutil.rmtree(root / staging, ignore_errors=True)
         try:
             os.rmdir(root)  # only when empty

@@ -219,6 +219,21 @@ class PostgresBackend:
             except psycopg.Error as exc:
                 raise _map_error(exc, self.uri) from exc
 
+    def full_uri(self) -> str:
+        from sqlalchemy.engine import URL
+
+        p = self.parsed
+        url = URL.create(
+            "postgresql",
+            username=p.user,
+            password=p.password,
+            host=p.host,
+            port=p.port,
+            database=p.database,
+            query=dict(p.query),
+        )
+        return url.render_as_string(hide_password=False)
+
     def lock_schema(self, session: Any) -> None:
         session.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK_KEY,))
 
