@@ -108,20 +108,11 @@ def pg_dsn(args: Any) -> str:
 
 
 def _admin(dsn: str) -> Any:
-    import psycopg
-
+    """An autocommit connection through sqltrack's own PostgreSQL backend."""
     from sqltrack.backends import parse_uri
+    from sqltrack.backends.postgres import PostgresBackend
 
-    p = parse_uri(dsn)
-    return psycopg.connect(
-        host=p.host or "127.0.0.1",
-        port=p.port or 5432,
-        user=p.user,
-        password=p.password,
-        dbname=p.database,
-        autocommit=True,
-        connect_timeout=5,
-    )
+    return PostgresBackend(parse_uri(dsn)).connect()
 
 
 def pg_available(dsn: str) -> str | None:

@@ -27,21 +27,18 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_JDBC_JAR = Path("/usr/share/java/postgresql.jar")
 
 
-def _pg_admin():  # type: ignore[no-untyped-def]
-    import psycopg
+def _pg_connect(uri: str):  # type: ignore[no-untyped-def]
+    """An autocommit psycopg connection through sqltrack's own PostgreSQL backend."""
+    from sqltrack.backends import parse_uri
+    from sqltrack.backends.postgres import PostgresBackend
 
+    return PostgresBackend(parse_uri(uri)).connect()
+
+
+def _pg_admin():  # type: ignore[no-untyped-def]
     from sqltrack.backends import parse_uri
 
-    p = parse_uri(PG_DSN)
-    return psycopg.connect(
-        host=p.host or "127.0.0.1",
-        port=p.port or 5432,
-        user=p.user,
-        dbname=p.database,
-        password=p.password,
-        autocommit=True,
-        connect_timeout=5,
-    ), p
+    return _pg_connect(PG_DSN), parse_uri(PG_DSN)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -77,14 +74,7 @@ def pg_uri() -> Iterator[str]:
 
 
 def _reset_pg(uri: str) -> None:
-    import psycopg
-
-    from sqltrack.backends import parse_uri
-
-    p = parse_uri(uri)
-    with psycopg.connect(
-        host=p.host, port=p.port, user=p.user, dbname=p.database, autocommit=True
-    ) as conn:
+    with _pg_connect(uri) as conn:
         conn.execute("DROP SCHEMA IF EXISTS sqltrack CASCADE")
         conn.execute("DROP SCHEMA IF EXISTS sqltrack_data CASCADE")
 
