@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqltrack.entities import PipelineStage
-from sqltrack.errors import ConflictError, InvalidInputError
+from sqltrack.errors import InvalidInputError
 from sqltrack.identifiers import MAX_KEY_LENGTH, validate_key, validate_value
 
 if TYPE_CHECKING:
@@ -227,28 +227,23 @@ def _write_once(
     params: dict[str, str],
     what: str,
 ) -> None:
-    """Insert ``rows`` and ``params`` in one transaction; the same rows again are a no-op,
+    """Record ``rows`` and ``params`` together; the same rows again are a no-op,
     other rows for a run that already has some are a ConflictError."""
-    from sqltrack.sqltext import Fragment, compose, ident, join
+    from sqltrack.records import WriteOnce
 
-    select = compose(
-        "SELECT {cols} FROM {table} WHERE run_id = ? ORDER BY {order}",
-        cols=join(", ", (ident(c) for c in columns)),
-        table=ident(*table.split(".")),
-        order=Fragment(order_by),
+    tracker._submit(
+        [
+            WriteOnce(
+                run_id,
+                table,
+                tuple(columns),
+                order_by,
+                tuple(tuple(r) for r in rows),
+                tuple(params.items()),
+                what,
+            )
+        ]
     )
-    with tracker.backend.transaction() as s:
-        tracker._check_running(s, run_id)
-        existing = [tuple(r) for r in s.query(select, (run_id,))]
-        if existing:
-            if sorted(existing) != sorted(rows):
-                raise ConflictError(
-                    f"run {run_id} already has {what} from another pipeline; they are "
-                    "immutable records: log this pipeline in another run"
-                )
-        else:
-            s.insert_rows(table, columns, rows)
-        tracker._write_params(s, run_id, params)
 
 
 def log_pipeline_stages(tracker: Tracker, pipeline: Any, run_id: str) -> list[PipelineStage]:

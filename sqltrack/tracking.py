@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqltrack import _context, _values, artifacts, config, runs, schema, search
+from sqltrack import _context, _values, artifacts, config, records, runs, schema, search
 from sqltrack.backends import Backend, Session, open_backend
 from sqltrack.entities import (
     ActiveRun,
@@ -48,10 +48,6 @@ _RUN_COLUMNS = Fragment(
     "run_id, experiment_id, run_name, status, user_name, start_time, end_time, "
     "parent_run_id, host_name, source_name, source_type, git_commit"
 )
-_METRIC_COLUMNS = ("run_id", "key", "value", "step", "timestamp")
-# The Python types _values guarantees (str, str, float, int, aware datetime), so
-# PostgreSQL can take a binary COPY.
-_METRIC_TYPES = ("text", "text", "float8", "int8", "timestamptz")
 _ADJECTIVES = ("amber", "brisk", "calm", "deft", "eager", "fond", "glad", "keen", "lucid", "merry")
 _NOUNS = ("otter", "heron", "lynx", "finch", "panda", "koala", "ibis", "gecko", "tapir", "wren")
 
@@ -243,31 +239,21 @@ class Tracker:
         ]
         source_name, source_type = _context.source()
         commit = _context.git_commit(source_name)
-        with self.backend.transaction() as s:
-            if parent_run_id is not None and not s.query(
-                "SELECT 1 FROM sqltrack.runs WHERE run_id = ?", (parent_run_id,)
-            ):
-                raise NotFoundError(f"parent run {parent_run_id} does not exist in {self.uri}")
-            s.execute(
-                compose(
-                    "INSERT INTO sqltrack.runs ({cols}) VALUES "
-                    "(?, ?, ?, 'RUNNING', ?, ?, NULL, ?, ?, ?, ?, ?)",
-                    cols=_RUN_COLUMNS,
-                ),
-                (
-                    run_id,
-                    experiment_id,
-                    run_name,
-                    _context.user_name(),
-                    datetime.now(timezone.utc),
-                    parent_run_id,
-                    _context.host_name(),
-                    source_name,
-                    source_type,
-                    commit,
-                ),
-            )
-            self._upsert_tags(s, run_id, tag_pairs)
+        start = records.RunStart(
+            run_id,
+            experiment_id,
+            None,
+            run_name,
+            _context.user_name(),
+            datetime.now(timezone.utc),
+            parent_run_id,
+            _context.host_name(),
+            source_name,
+            source_type,
+            commit,
+            tuple(tag_pairs),
+        )
+        self._submit([start])
         self._active.append(run_id)
         run = self.get_run(run_id)
         return ActiveRun(run.info, run.params, run.metrics, run.tags, tracker=self)
@@ -289,16 +275,11 @@ class Tracker:
                 f"end status {status!r} is not one of {', '.join(RunStatus.ENDED)}"
             )
         run_id = self._current(run_id)
-        with self.backend.session() as s:
-            changed = s.execute(
-                "UPDATE sqltrack.runs SET status = ?, end_time = ? "
-                "WHERE run_id = ? AND status = 'RUNNING'",
-                (status, datetime.now(timezone.utc), run_id),
-            )
-        if run_id in self._active:
-            self._active.remove(run_id)
-        if changed == 0:
-            self._require_running(run_id)
+        try:
+            self._submit([records.RunEnd(run_id, status, datetime.now(timezone.utc))])
+        finally:
+            if run_id in self._active:
+                self._active.remove(run_id)
 
     def _exit_run(self, run_id: str, status: str) -> None:
         """Context-manager exit: end the run unless the block already ended it."""
@@ -314,31 +295,20 @@ class Tracker:
         """Inside a write's transaction: the run exists and is RUNNING."""
         runs.require_running(s, run_id, self.uri)
 
+    def _submit(self, batch: Sequence[records.Record]) -> None:
+        """Write run records; raise the first one the store refuses (nothing is written)."""
+        with self.backend.transaction() as s:
+            rejected = records.apply(s, batch, self.uri)
+            if rejected:
+                raise rejected[0].error
+
     # -- params ---------------------------------------------------------------
     def log_param(self, key: str, value: Any, run_id: str | None = None) -> Any:
         """Log an immutable param: the same value again is a no-op, another raises."""
         key = validate_key(key, "param key")
         text = validate_value(value, f"param {key!r}")
         run_id = self._current(run_id)
-        with self.backend.session() as s:
-            inserted = s.execute(
-                "INSERT INTO sqltrack.params (run_id, key, value) SELECT ?, ?, ? "
-                "WHERE EXISTS (SELECT 1 FROM sqltrack.runs WHERE run_id = ? AND "
-                "status = 'RUNNING') ON CONFLICT (run_id, key) DO NOTHING",
-                (run_id, key, text, run_id),
-            )
-            if inserted == 0:
-                old = s.query(
-                    "SELECT value FROM sqltrack.params WHERE run_id = ? AND key = ?",
-                    (run_id, key),
-                )
-        if inserted == 0:
-            self._require_running(run_id)
-            if old and old[0][0] != text:
-                raise ConflictError(
-                    f"param {key!r} of run {run_id} is already {old[0][0]!r}; cannot change it "
-                    f"to {text!r}. Params are immutable: log it under another key"
-                )
+        self._submit([records.Params(run_id, ((key, text),))])
         return value
 
     lp = log_param
@@ -362,26 +332,7 @@ class Tracker:
                 )
             wanted[key] = text
         run_id = self._current(run_id)
-        with self.backend.transaction() as s:
-            self._check_running(s, run_id)
-            self._write_params(s, run_id, wanted)
-
-    def _write_params(self, s: Session, run_id: str, wanted: Mapping[str, str]) -> None:
-        """Insert validated params inside the caller's transaction (governance helpers
-        log their rows and params together); a changed value raises ConflictError."""
-        for key, text in wanted.items():
-            s.execute(
-                "INSERT INTO sqltrack.params (run_id, key, value) VALUES (?, ?, ?) "
-                "ON CONFLICT (run_id, key) DO NOTHING",
-                (run_id, key, text),
-            )
-        stored = dict(s.query("SELECT key, value FROM sqltrack.params WHERE run_id = ?", (run_id,)))
-        for key, text in wanted.items():
-            if stored.get(key) != text:
-                raise ConflictError(
-                    f"param {key!r} of run {run_id} is already {stored.get(key)!r}; cannot "
-                    f"change it to {text!r}. Params are immutable: log it under another key"
-                )
+        self._submit([records.Params(run_id, tuple(wanted.items()))])
 
     # -- metrics --------------------------------------------------------------
     def log_metric(
@@ -398,15 +349,7 @@ class Tracker:
         step_ = _values.step(key, step)
         ts = _values.timestamp(key, timestamp)
         run_id = self._current(run_id)
-        with self.backend.session() as s:
-            inserted = s.execute(
-                'INSERT INTO sqltrack.metrics (run_id, key, value, step, "timestamp") '
-                "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM sqltrack.runs "
-                "WHERE run_id = ? AND status = 'RUNNING')",
-                (run_id, key, number, step_, ts, run_id),
-            )
-        if inserted == 0:
-            self._require_running(run_id)
+        self._submit([records.Metrics(run_id, ((key, number, step_, ts),))])
         return number
 
     lm = log_metric
@@ -457,11 +400,8 @@ class Tracker:
         self._insert_metric_rows(run_id, rows)
 
     def _insert_metric_rows(self, run_id: str, rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        with self.backend.transaction() as s:
-            self._check_running(s, run_id)
-            s.insert_rows("sqltrack.metrics", _METRIC_COLUMNS, rows, _METRIC_TYPES)
+        if rows:
+            self._submit([records.Metrics(run_id, tuple(r[1:] for r in rows))])
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         run_id = _run_id(run_id)
@@ -477,14 +417,6 @@ class Tracker:
         return [Metric(k, float(v), int(st), ts) for k, v, st, ts in rows]
 
     # -- tags -----------------------------------------------------------------
-    def _upsert_tags(self, s: Session, run_id: str, pairs: list[tuple[str, str]]) -> None:
-        for key, value in pairs:
-            s.execute(
-                "INSERT INTO sqltrack.tags (run_id, key, value) VALUES (?, ?, ?) "
-                "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
-                (run_id, key, value),
-            )
-
     def set_tag(self, key: str, value: Any, run_id: str | None = None) -> None:
         """Set a mutable tag (the last value wins). Tags may be set on ended runs too,
         e.g. a reviewer's verdict, as MLflow's client allows."""
@@ -496,10 +428,7 @@ class Tracker:
             for k, v in _pairs(tags, "tags")
         ]
         run_id = self._current(run_id)
-        with self.backend.transaction() as s:
-            if not s.query("SELECT 1 FROM sqltrack.runs WHERE run_id = ?", (run_id,)):
-                raise NotFoundError(f"run {run_id} does not exist in {self.uri}")
-            self._upsert_tags(s, run_id, pairs)
+        self._submit([records.Tags(run_id, tuple(pairs))])
 
     # -- timers ---------------------------------------------------------------
     def start_timer(self, name: str) -> None:
