@@ -37,6 +37,7 @@ __all__ = [
     "apply",
     "decode",
     "encode",
+    "ensure_experiment",
 ]
 
 RUN_COLUMNS = (
@@ -216,15 +217,26 @@ def _stored_params(s: Session, run_ids: Sequence[str]) -> dict[tuple[str, str], 
     return {(r[0], r[1]): r[2] for r in rows}
 
 
-def _experiment_id(s: Session, name: str, user: str) -> int:
+def ensure_experiment(
+    s: Session, name: str, user: str, tags: Sequence[tuple[str, str]] = ()
+) -> int:
+    """The id of experiment ``name``, created when missing; ``tags`` are set on it
+    (in key order, so concurrent writers cannot deadlock)."""
     s.execute(
         "INSERT INTO sqltrack.experiments (name, created_by) VALUES (?, ?) "
         "ON CONFLICT (name) DO NOTHING",
         (name, user),
     )
-    return int(
-        s.query("SELECT experiment_id FROM sqltrack.experiments WHERE name = ?", (name,))[0][0]
-    )
+    rows = s.query("SELECT experiment_id FROM sqltrack.experiments WHERE name = ?", (name,))
+    experiment_id = int(rows[0][0])
+    for key, value in sorted(dict(tags).items()):
+        s.execute(
+            "INSERT INTO sqltrack.experiment_tags (experiment_id, key, value) "
+            "VALUES (?, ?, ?) ON CONFLICT (experiment_id, key) DO UPDATE SET "
+            "value = excluded.value",
+            (experiment_id, key, value),
+        )
+    return experiment_id
 
 
 def param_conflict(run_id: str, key: str, old: str, new: str) -> ConflictError:
@@ -352,7 +364,7 @@ def apply(s: Session, records: Sequence[Record], uri: str) -> list[Rejection]:
         experiment_id = start.experiment_id
         if experiment_id is None:
             assert start.experiment_name is not None
-            experiment_id = _experiment_id(s, start.experiment_name, start.user_name)
+            experiment_id = ensure_experiment(s, start.experiment_name, start.user_name)
         s.execute(
             compose(
                 "INSERT INTO sqltrack.runs ({cols}) VALUES "

@@ -134,23 +134,7 @@ class Tracker:
             for k, v in (tags or {}).items()
         ]
         with self.backend.transaction() as s:
-            s.execute(
-                "INSERT INTO sqltrack.experiments (name, created_by) VALUES (?, ?) "
-                "ON CONFLICT (name) DO NOTHING",
-                (name, _context.user_name()),
-            )
-            experiment_id = int(
-                s.query("SELECT experiment_id FROM sqltrack.experiments WHERE name = ?", (name,))[
-                    0
-                ][0]
-            )
-            for key, value in tag_pairs:
-                s.execute(
-                    "INSERT INTO sqltrack.experiment_tags (experiment_id, key, value) "
-                    "VALUES (?, ?, ?) ON CONFLICT (experiment_id, key) DO UPDATE SET "
-                    "value = excluded.value",
-                    (experiment_id, key, value),
-                )
+            experiment_id = records.ensure_experiment(s, name, _context.user_name(), tag_pairs)
         self._experiment_id = experiment_id
         return experiment_id
 
