@@ -489,6 +489,7 @@ def measure_backend(
     try:
         tracker.create_experiment("write-bench")
         run_id = tracker.start_run(run_name="write-bench").info.run_id
+        tracker.flush()  # the raw-SQL anchors below need the run in the store
         if backend == "postgres":
             rows = _writes_postgres(tracker, uri, run_id, size, mlflow)
         else:

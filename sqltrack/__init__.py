@@ -5,7 +5,7 @@ DataFrames are rows in documented SQL tables, on DuckDB (the embedded default)
 or PostgreSQL (the shared team store).
 
     import sqltrack
-    tracker = sqltrack.connect()            # SQLTRACK_URI or ./sqltrack.duckdb
+    tracker = sqltrack.connect()            # SQLTRACK_URI or ./tracking.duckdb
     with tracker.start_run(run_name="rf") as run:
         tracker.log_param("numTrees", 50)
         tracker.log_metric("r2", 0.91)
@@ -39,6 +39,7 @@ from sqltrack.errors import (
     TransientBackendError,
 )
 from sqltrack.fluent import get_tracker, set_tracking_uri
+from sqltrack.journal import JournalWarning
 from sqltrack.tracking import Tracker, connect
 
 __version__ = "0.1.0"
@@ -48,6 +49,7 @@ compare_runs = _fluent._forward("compare_runs")
 create_experiment = _fluent._forward("create_experiment")
 download_artifact = _fluent._forward("download_artifact")
 end_run = _fluent._forward("end_run")
+flush = _fluent._forward("flush")
 get_experiment_by_name = _fluent._forward("get_experiment_by_name")
 get_metric_history = _fluent._forward("get_metric_history")
 get_run = _fluent._forward("get_run")
@@ -94,6 +96,7 @@ __all__ = [
     "Experiment",
     "IntegrityError",
     "InvalidInputError",
+    "JournalWarning",
     "Metric",
     "ModelVersion",
     "NotFoundError",
@@ -113,6 +116,7 @@ __all__ = [
     "create_experiment",
     "download_artifact",
     "end_run",
+    "flush",
     "get_experiment_by_name",
     "get_metric_history",
     "get_run",

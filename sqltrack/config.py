@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["SETTINGS", "Setting", "get"]
+__all__ = ["SETTINGS", "Setting", "get", "store_uri"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "uri",
             "SQLTRACK_URI",
-            "duckdb:///sqltrack.duckdb",
+            "duckdb:///tracking.duckdb",
             "Store URI: duckdb:///relative.duckdb, duckdb:////abs/path.duckdb or "
             "postgresql://user@host:port/db.",
         ),
@@ -45,6 +45,54 @@ SETTINGS: dict[str, Setting] = {
             "Seconds of inactivity after which the DuckDB file is released to other processes.",
         ),
         Setting(
+            "duckdb_storage_version",
+            "SQLTRACK_DUCKDB_STORAGE_VERSION",
+            "v1.5.0",
+            "Storage format of new DuckDB store files (v1.5.0: readable by the duckdb CLI 1.5).",
+        ),
+        Setting(
+            "journal_dir",
+            "SQLTRACK_JOURNAL_DIR",
+            "",
+            "Folder for journals (default: beside a DuckDB file, else ~/.cache/sqltrack/journal).",
+        ),
+        Setting(
+            "journal",
+            "SQLTRACK_JOURNAL",
+            "on",
+            "on: run records go through the durable journal; off: each call writes the store.",
+        ),
+        Setting(
+            "journal_fsync",
+            "SQLTRACK_JOURNAL_FSYNC",
+            "1",
+            "Seconds between fsyncs of the journal (what a machine crash can lose); 0: every call.",
+        ),
+        Setting(
+            "journal_interval",
+            "SQLTRACK_JOURNAL_INTERVAL",
+            "0.2",
+            "Seconds between deliveries of the journal to the store.",
+        ),
+        Setting(
+            "journal_batch",
+            "SQLTRACK_JOURNAL_BATCH",
+            "20000",
+            "Most records delivered in one transaction (bounds the flusher's memory).",
+        ),
+        Setting(
+            "end_wait",
+            "SQLTRACK_END_WAIT",
+            "60",
+            "Seconds end_run and close wait for the journal to reach the store.",
+        ),
+        Setting(
+            "lease",
+            "SQLTRACK_LEASE",
+            "120",
+            "Seconds a run's heartbeat stays valid; a RUNNING run past it shows as CRASHED.",
+        ),
+        Setting(
             "connect_timeout",
             "SQLTRACK_CONNECT_TIMEOUT",
             "10",
@@ -52,6 +100,21 @@ SETTINGS: dict[str, Setting] = {
         ),
     )
 }
+
+
+LEGACY_DEFAULT_FILE = "sqltrack.duckdb"
+
+
+def store_uri(explicit: str | None = None) -> str:
+    """The store URI: the argument, else ``SQLTRACK_URI``, else the default file. When
+    neither is given and only a store under the old default name exists in the working
+    directory (``sqltrack.duckdb``, before 0.2), that store is used."""
+    uri = get("uri", explicit)
+    if explicit is None and not os.environ.get(SETTINGS["uri"].env):
+        default_file = SETTINGS["uri"].default.split(":///", 1)[1]
+        if not os.path.exists(default_file) and os.path.exists(LEGACY_DEFAULT_FILE):
+            return "duckdb:///" + LEGACY_DEFAULT_FILE
+    return uri
 
 
 def get(name: str, explicit: object | None = None) -> str:

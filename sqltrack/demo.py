@@ -349,7 +349,7 @@ def run_demo(
     out: Callable[[str], None] = print,
 ) -> DemoResult:
     """Run the scenario against the store at ``uri`` (default: SQLTRACK_URI, else
-    ``duckdb:///sqltrack.duckdb``) with a local Spark (or ``spark``); return its answers."""
+    ``duckdb:///tracking.duckdb``) with a local Spark (or ``spark``); return its answers."""
     import sqltrack
     from sqltrack import config, schema
     from sqltrack.backends import open_backend
@@ -359,7 +359,7 @@ def run_demo(
     def say(text: str) -> None:
         out(f"[{time.perf_counter() - started:6.1f}s] {text}")
 
-    backend = open_backend(config.get("uri", uri))
+    backend = open_backend(config.store_uri(uri))
     try:
         applied = schema.upgrade(backend)  # the demo owns its store: bring it up to date
     finally:

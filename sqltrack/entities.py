@@ -33,6 +33,8 @@ class RunStatus:
     KILLED = "KILLED"
     ALL = (RUNNING, SCHEDULED, FINISHED, FAILED, KILLED)
     ENDED = (FINISHED, FAILED, KILLED)
+    # Not a stored status: what RunInfo.state shows for a RUNNING run whose lease expired.
+    CRASHED = "CRASHED"
 
 
 def _frozen(d: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -70,6 +72,13 @@ class RunInfo:
     source_name: str | None
     source_type: str | None
     git_commit: str | None
+    # The run's state as a person means it: ``status``, except CRASHED for a RUNNING run
+    # whose process stopped renewing its lease (``sqltrack.run_liveness``).
+    state: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.state is None:
+            object.__setattr__(self, "state", self.status)
 
 
 @dataclass(frozen=True)
@@ -111,7 +120,7 @@ class ActiveRun(Run):
             status = RunStatus.FINISHED if exc_type is None else RunStatus.FAILED
             if exc_type is KeyboardInterrupt:
                 status = RunStatus.KILLED
-            self.tracker.end_run(status, run_id=self.run_id)
+            self.tracker._exit_run(self.run_id, status, failed=exc_type is not None)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 ``sqltrack.start_run()``, ``sqltrack.log_metric()``... mirror :class:`Tracker`.
 
 The default tracker connects on first use to ``set_tracking_uri()``'s URI, else
-``SQLTRACK_URI``, else ``duckdb:///sqltrack.duckdb``.
+``SQLTRACK_URI``, else ``duckdb:///tracking.duckdb``.
 """
 
 from __future__ import annotations

@@ -255,23 +255,38 @@ def not_running(run_id: str, status: str | None, uri: str, what: str = "records"
     )
 
 
-def _write_once_state(s: Session, w: WriteOnce) -> SqltrackError | bool:
-    """A conflict, True when the rows must be inserted, False when they already are."""
-    select = compose(
-        "SELECT {cols} FROM {table} WHERE run_id = ? ORDER BY {order}",
-        cols=join(", ", (ident(c) for c in w.columns)),
-        table=ident(*w.table.split(".")),
-        order=Fragment(w.order_by),
-    )
-    existing = [tuple(r) for r in s.query(select, (w.run_id,))]
+def _write_once_state(
+    s: Session, w: WriteOnce, pending: dict[tuple[str, str], WriteOnce]
+) -> SqltrackError | bool:
+    """A conflict, True when the rows must be inserted, False when they already are
+    (stored, or ``pending`` earlier in the same batch)."""
+    earlier = pending.get((w.table, w.run_id))
+    if earlier is not None:
+        existing = [tuple(r) for r in earlier.rows]
+    else:
+        select = compose(
+            "SELECT {cols} FROM {table} WHERE run_id = ? ORDER BY {order}",
+            cols=join(", ", (ident(c) for c in w.columns)),
+            table=ident(*w.table.split(".")),
+            order=Fragment(w.order_by),
+        )
+        existing = [tuple(r) for r in s.query(select, (w.run_id,))]
     if not existing:
         return True
-    if sorted(existing) != sorted(tuple(r) for r in w.rows):
-        return ConflictError(
-            f"run {w.run_id} already has {w.what} from another pipeline; they are "
-            "immutable records: log this pipeline in another run"
-        )
+    if not same_rows(existing, w.rows):
+        return write_once_conflict(w)
     return False
+
+
+def same_rows(a: Iterable[Sequence[Any]], b: Iterable[Sequence[Any]]) -> bool:
+    return sorted(tuple(r) for r in a) == sorted(tuple(r) for r in b)
+
+
+def write_once_conflict(w: WriteOnce) -> ConflictError:
+    return ConflictError(
+        f"run {w.run_id} already has {w.what} from another pipeline; they are "
+        "immutable records: log this pipeline in another run"
+    )
 
 
 def apply(s: Session, records: Sequence[Record], uri: str) -> list[Rejection]:
@@ -344,7 +359,7 @@ def apply(s: Session, records: Sequence[Record], uri: str) -> list[Rejection]:
         elif isinstance(record, Metrics):
             metric_rows.extend((rid, k, v, st, ts) for k, v, st, ts in record.rows)
         else:
-            state = _write_once_state(s, record)
+            state = _write_once_state(s, record, {(w.table, w.run_id): w for w in once})
             if isinstance(state, SqltrackError):
                 refuse(record, state)
                 continue

@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from sqltrack.backends import Backend, Session
-from sqltrack.errors import SchemaOutOfDateError
+from sqltrack.errors import NotFoundError, SchemaOutOfDateError
 
 __all__ = ["Migration", "applied", "ensure_schema", "migrations", "pending", "upgrade"]
 
@@ -56,7 +56,7 @@ _MIGRATIONS_TABLE_EXISTS = (
 
 def applied(backend: Backend) -> dict[str, str] | None:
     """``{name: checksum}`` of applied migrations, or None for an empty database."""
-    with backend.session() as s:
+    with backend.session(read_only=True) as s:
         exists = s.query(_MIGRATIONS_TABLE_EXISTS)[0][0]
         if not exists:
             return None
@@ -122,6 +122,11 @@ def ensure_schema(backend: Backend) -> None:
     """Initialise an empty database; refuse one whose schema is behind this code."""
     done = applied(backend)
     todo = _check(backend, done or {})
+    if done is None and backend.read_only:
+        raise NotFoundError(
+            f"{backend.uri} holds no sqltrack store (no sqltrack.schema_migrations); check "
+            "the URI, or log a run to create one"
+        )
     if done is None:
         # First use: the whole schema in one transaction under the schema lock, so a
         # concurrent first use sees all of it or none of it (never a partial schema).

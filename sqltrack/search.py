@@ -360,8 +360,10 @@ def search_runs(
     for _, p in order:
         params.extend(p)
     query = compose(
-        "SELECT r.run_id, r.experiment_id, r.run_name, r.status, r.start_time, r.end_time, "
-        "r.user_name FROM sqltrack.runs r {where} ORDER BY {order} LIMIT ?",
+        "SELECT r.run_id, r.experiment_id, r.run_name, r.status, "
+        "(SELECT l.state FROM sqltrack.run_liveness l WHERE l.run_id = r.run_id), "
+        "r.start_time, r.end_time, r.user_name FROM sqltrack.runs r {where} "
+        "ORDER BY {order} LIMIT ?",
         where=Fragment("WHERE " + join(" AND ", where)) if where else Fragment(""),
         order=join(", ", order_sql),
     )
@@ -382,7 +384,9 @@ def search_runs(
                     part,
                 ):
                     extra[run_id][prefix + key] = value
-    base = ["run_id", "experiment_id", "run_name", "status", "start_time", "end_time", "user"]
+    base = [
+        "run_id", "experiment_id", "run_name", "status", "state", "start_time", "end_time", "user"
+    ]  # fmt: skip
     records = [dict(zip(base, r, strict=True)) | extra[r[0]] for r in runs]
     dynamic = sorted(
         {k for e in extra.values() for k in e},

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,9 +33,13 @@ from sqltrack.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
+    SqltrackError,
+    TransientBackendError,
 )
 from sqltrack.identifiers import validate_key, validate_value
+from sqltrack.journal import JournalWarning
 from sqltrack.sqltext import Fragment, compose
+from sqltrack.writer import Writer, conflict_on_end
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,19 +51,25 @@ __all__ = ["Tracker", "connect"]
 DEFAULT_EXPERIMENT = "Default"
 _RUN_COLUMNS = Fragment(
     "run_id, experiment_id, run_name, status, user_name, start_time, end_time, "
-    "parent_run_id, host_name, source_name, source_type, git_commit"
+    "parent_run_id, host_name, source_name, source_type, git_commit, "
+    "(SELECT l.state FROM sqltrack.run_liveness l WHERE l.run_id = runs.run_id) AS state"
 )
+# Seconds start_run waits for a busy DuckDB file before it lets the journal's delivery
+# resolve the run's experiment (the call itself must stay fast while the store is away).
+_START_WAIT = 0.5
 _ADJECTIVES = ("amber", "brisk", "calm", "deft", "eager", "fond", "glad", "keen", "lucid", "merry")
 _NOUNS = ("otter", "heron", "lynx", "finch", "panda", "koala", "ibis", "gecko", "tapir", "wren")
 
 
-def connect(uri: str | None = None) -> Tracker:
-    """Open a store: the argument, else ``SQLTRACK_URI``, else ``duckdb:///sqltrack.duckdb``.
+def connect(uri: str | None = None, *, read_only: bool = False) -> Tracker:
+    """Open a store: the argument, else ``SQLTRACK_URI``, else ``duckdb:///tracking.duckdb``.
 
     An empty database gets the schema; one on an older schema raises
     :class:`~sqltrack.SchemaOutOfDateError` naming ``sqltrack db upgrade URI``.
+    ``read_only=True`` opens a reader's store: nothing is written or created, and a
+    missing DuckDB file is a :class:`~sqltrack.NotFoundError` naming the path.
     """
-    backend = open_backend(config.get("uri", uri))
+    backend = open_backend(config.store_uri(uri), read_only=read_only)
     try:
         schema.ensure_schema(backend)
     except BaseException:
@@ -105,7 +116,9 @@ class Tracker:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self._writer = Writer(backend)
         self._experiment_id: int | None = None
+        self._experiment_ids: dict[str, int] = {}
         self._active: list[str] = []
         self._timers: list[tuple[str, float]] = []
 
@@ -114,7 +127,47 @@ class Tracker:
         return self.backend.uri
 
     def close(self) -> None:
-        self.backend.close()
+        """Deliver what the journal holds (within ``SQLTRACK_END_WAIT``; what is left stays
+        journaled, with a warning) and release the store."""
+        try:
+            self._writer.close()
+        finally:
+            self.backend.close()
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every record logged so far is in the store (``SQLTRACK_LOCK_TIMEOUT``
+        by default); raise :class:`~sqltrack.TransientBackendError` if it is not, and any
+        error the store reported for an earlier record."""
+        self._writer.deliver(timeout)
+        self._writer.raise_rejections()
+
+    def sync(self) -> int:
+        """Deliver the journals that dead processes left behind for this store (what
+        ``sqltrack sync`` runs); return the number of records written."""
+        from sqltrack.journal import deliver_orphans, journal_folder
+
+        self.flush()
+        journal = self._writer.journal
+        already = journal.orphan_records if journal is not None else 0
+        return already + deliver_orphans(self.backend, journal_folder(self.backend))
+
+    def stale_runs(self) -> list[runs.StaleRun]:
+        """RUNNING runs whose process is gone: their lease expired (shown as CRASHED)."""
+        self._read()
+        with self.backend.session(read_only=True) as s:
+            return runs.stale_runs(s)
+
+    def end_stale_runs(self, *, dry_run: bool = False) -> list[runs.StaleRun]:
+        """End every run whose process is gone as FAILED, at its last heartbeat, with a
+        ``sqltrack.end_reason`` tag; return them (``sqltrack runs end-stale``). MLflow
+        leaves such runs RUNNING forever."""
+        self._read()
+        with self.backend.transaction() as s:
+            return runs.end_stale(s, self.uri, dry_run=dry_run)
+
+    def _read(self) -> None:
+        """Before a read: the journal is delivered, so the read sees every call before it."""
+        self.flush()
 
     def __enter__(self) -> Tracker:
         return self
@@ -135,7 +188,7 @@ class Tracker:
         ]
         with self.backend.transaction() as s:
             experiment_id = records.ensure_experiment(s, name, _context.user_name(), tag_pairs)
-        self._experiment_id = experiment_id
+        self._experiment_id = self._experiment_ids[name] = experiment_id
         return experiment_id
 
     def set_experiment(self, name: str) -> Experiment:
@@ -144,6 +197,7 @@ class Tracker:
         return self.get_experiment_by_name(name)
 
     def _experiments(self, where: str, params: Sequence[Any]) -> list[Experiment]:
+        self._read()
         with self.backend.session(read_only=True) as s:
             rows = s.query(
                 compose(
@@ -172,10 +226,25 @@ class Tracker:
         return self._experiments("", ())
 
     def _active_experiment_id(self, experiment: str | int | None) -> int:
+        """The experiment a new run goes to. Bounded: a store that is busy or away raises
+        TransientBackendError at once (start_run then lets delivery resolve the name)."""
+        wait = _START_WAIT if self._writer.journaled else None
         if isinstance(experiment, str):
-            return self.get_experiment_by_name(experiment).experiment_id
+            name = _experiment_name(experiment)
+            if name not in self._experiment_ids:
+                with self.backend.session(read_only=True, lock_wait=wait) as s:
+                    rows = s.query(
+                        "SELECT experiment_id FROM sqltrack.experiments WHERE name = ?", (name,)
+                    )
+                if not rows:
+                    raise NotFoundError(
+                        f"no experiment named {name!r} in {self.uri}; create it with "
+                        "set_experiment or create_experiment"
+                    )
+                self._experiment_ids[name] = int(rows[0][0])
+            return self._experiment_ids[name]
         if isinstance(experiment, int) and not isinstance(experiment, bool):
-            with self.backend.session(read_only=True) as s:
+            with self.backend.session(read_only=True, lock_wait=wait) as s:
                 if not s.query(
                     "SELECT 1 FROM sqltrack.experiments WHERE experiment_id = ?", (experiment,)
                 ):
@@ -184,8 +253,9 @@ class Tracker:
         if experiment is not None:
             raise InvalidInputError(f"experiment {experiment!r} must be a name or an id")
         if self._experiment_id is None:
-            self.create_experiment(DEFAULT_EXPERIMENT)
-        assert self._experiment_id is not None
+            with self.backend.transaction(lock_wait=wait) as s:
+                found = records.ensure_experiment(s, DEFAULT_EXPERIMENT, _context.user_name())
+            self._experiment_id = self._experiment_ids[DEFAULT_EXPERIMENT] = found
         return self._experiment_id
 
     # -- runs -----------------------------------------------------------------
@@ -212,7 +282,17 @@ class Tracker:
             parent_run_id = self._active[-1]
         if parent_run_id is not None:
             _run_id(parent_run_id)
-        experiment_id = self._active_experiment_id(experiment)
+            if self._writer.status(parent_run_id) is None:
+                pass  # the store is away: delivery checks that the parent exists
+        experiment_name: str | None = None
+        try:
+            experiment_id: int | None = self._active_experiment_id(experiment)
+        except TransientBackendError:
+            if not self._writer.journaled or isinstance(experiment, int):
+                raise
+            # The store is away: the run names its experiment, which delivery finds or
+            # creates (as set_experiment would).
+            experiment_id, experiment_name = None, experiment or DEFAULT_EXPERIMENT
         run_id = uuid.uuid4().hex
         if run_name is None:
             run_name = f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{run_id[:4]}"
@@ -226,7 +306,7 @@ class Tracker:
         start = records.RunStart(
             run_id,
             experiment_id,
-            None,
+            experiment_name,
             run_name,
             _context.user_name(),
             datetime.now(timezone.utc),
@@ -239,8 +319,21 @@ class Tracker:
         )
         self._submit([start])
         self._active.append(run_id)
-        run = self.get_run(run_id)
-        return ActiveRun(run.info, run.params, run.metrics, run.tags, tracker=self)
+        info = RunInfo(
+            run_id,
+            -1 if experiment_id is None else experiment_id,
+            run_name,
+            RunStatus.RUNNING,
+            start.user_name,
+            start.start_time,
+            None,
+            parent_run_id,
+            start.host_name,
+            source_name,
+            source_type,
+            commit,
+        )
+        return ActiveRun(info, {}, {}, dict(tag_pairs), tracker=self)
 
     def active_run(self) -> Run | None:
         return self.get_run(self._active[-1]) if self._active else None
@@ -259,32 +352,73 @@ class Tracker:
                 f"end status {status!r} is not one of {', '.join(RunStatus.ENDED)}"
             )
         run_id = self._current(run_id)
+        known = self._writer.status(run_id)
+        if known is not None and known != RunStatus.RUNNING:
+            if run_id in self._active:
+                self._active.remove(run_id)
+            raise conflict_on_end(run_id, known)
         try:
             self._submit([records.RunEnd(run_id, status, datetime.now(timezone.utc))])
         finally:
             if run_id in self._active:
                 self._active.remove(run_id)
+        self._writer.settle(f"ending run {run_id}")
+        self._writer.raise_rejections()
 
-    def _exit_run(self, run_id: str, status: str) -> None:
-        """Context-manager exit: end the run unless the block already ended it."""
-        if run_id in self._active:
+    def _exit_run(self, run_id: str, status: str, failed: bool) -> None:
+        """Context-manager exit: end the run unless the block already ended it. When the
+        block raised, an error while ending is a warning: it never hides the original."""
+        if run_id not in self._active:
+            return
+        if not failed:
             self.end_run(status, run_id=run_id)
+            return
+        try:
+            self.end_run(status, run_id=run_id)
+        except SqltrackError as exc:
+            warnings.warn(
+                f"ending run {run_id} as {status} after an error in its block also failed: {exc}",
+                JournalWarning,
+                stacklevel=3,
+            )
 
     def _require_running(self, run_id: str) -> None:
-        """Raise the right error for a write that found no RUNNING run."""
-        with self.backend.session(read_only=True) as s:
-            runs.require_running(s, run_id, self.uri)
+        """Raise the right error for a write to a run that is not RUNNING (as known to
+        this process, or as stored)."""
+        self._writer.require_running(run_id)
 
     def _check_running(self, s: Session, run_id: str) -> None:
         """Inside a write's transaction: the run exists and is RUNNING."""
         runs.require_running(s, run_id, self.uri)
 
     def _submit(self, batch: Sequence[records.Record]) -> None:
-        """Write run records; raise the first one the store refuses (nothing is written)."""
-        with self.backend.transaction() as s:
-            rejected = records.apply(s, batch, self.uri)
-            if rejected:
-                raise rejected[0].error
+        """Journal run records (see :mod:`sqltrack.writer`): checked against what this
+        process knows, safe on disk when this returns, delivered in the background."""
+        for run_id in {r.run_id for r in batch if not isinstance(r, records.RunStart)}:
+            if any(isinstance(r, records.Tags) for r in batch):
+                self._writer.status(run_id)  # tags: the run must exist, any state
+            else:
+                self._writer.require_running(run_id)
+        for r in batch:
+            if isinstance(r, records.WriteOnce):
+                self._writer.check_once(r)
+            if isinstance(r, records.Params | records.WriteOnce):
+                self._writer.check_params(
+                    r.run_id, r.items if isinstance(r, records.Params) else r.params
+                )
+        self._writer.submit(batch)
+
+    def _bulk(self, run_id: str | None) -> str:
+        """Bulk writes (artifacts, datasets, models) are synchronous: the run's records
+        reach the store first, and the run must be RUNNING."""
+        rid = self._current(run_id)
+        self._writer.require_running(rid)
+        self.flush()
+        return rid
+
+    def _reading(self, run_id: str) -> str:
+        self._read()
+        return run_id
 
     # -- params ---------------------------------------------------------------
     def log_param(self, key: str, value: Any, run_id: str | None = None) -> Any:
@@ -390,6 +524,7 @@ class Tracker:
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         run_id = _run_id(run_id)
         key = validate_key(key, "metric key")
+        self._read()
         with self.backend.session(read_only=True) as s:
             rows = s.query(
                 'SELECT key, value, step, "timestamp" FROM sqltrack.metrics '
@@ -438,6 +573,7 @@ class Tracker:
     # -- reading --------------------------------------------------------------
     def get_run(self, run_id: str) -> Run:
         run_id = _run_id(run_id)
+        self._read()
         with self.backend.session(read_only=True) as s:
             rows = s.query(
                 compose("SELECT {cols} FROM sqltrack.runs WHERE run_id = ?", cols=_RUN_COLUMNS),
@@ -466,6 +602,7 @@ class Tracker:
     ) -> pd.DataFrame:
         """Runs as a pandas DataFrame with MLflow's columns (``params.<k>``,
         ``metrics.<k>`` holding the latest value, ``tags.<k>``)."""
+        self._read()
         return search.search_runs(
             self.backend, experiment_names, filter_string, order_by, max_results
         )
@@ -474,29 +611,30 @@ class Tracker:
         self, query: str, params: Sequence[Any] = ()
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run one read-only SQL query against the store; return (column names, rows)."""
+        self._read()
         return search.read_only_query(self.backend, query, params)
 
     # -- artifacts ------------------------------------------------------------
     def log_artifact(
         self, local_path: str | Path, name: str | None = None, run_id: str | None = None
     ) -> Artifact:
-        run_id = self._current(run_id)
+        run_id = self._bulk(run_id)
         return artifacts.log_file(self.backend, run_id, Path(local_path), name)
 
     def log_artifacts(
         self, paths: str | Path | Iterable[str | Path], run_id: str | None = None
     ) -> list[Artifact]:
-        run_id = self._current(run_id)
+        run_id = self._bulk(run_id)
         return artifacts.log_files(self.backend, run_id, paths)
 
     def log_text(self, text: str, name: str, run_id: str | None = None) -> Artifact:
         if not isinstance(text, str):
             raise InvalidInputError(f"log_text needs a str, not {type(text).__name__}")
-        run_id = self._current(run_id)
+        run_id = self._bulk(run_id)
         return artifacts.log_bytes(self.backend, run_id, text.encode(), name)
 
     def log_dict(self, obj: Any, name: str, run_id: str | None = None) -> Artifact:
-        run_id = self._current(run_id)
+        run_id = self._bulk(run_id)
         return artifacts.log_bytes(
             self.backend,
             run_id,
@@ -506,19 +644,19 @@ class Tracker:
         )
 
     def log_figure(self, figure: Any, name: str, run_id: str | None = None) -> Artifact:
-        run_id = self._current(run_id)
+        run_id = self._bulk(run_id)
         return artifacts.log_bytes(
             self.backend, run_id, artifacts.figure_png(figure, name), name, media_type="image/png"
         )
 
     def list_artifacts(self, run_id: str | None = None) -> list[Artifact]:
-        return artifacts.list_artifacts(self.backend, self._current(run_id))
+        return artifacts.list_artifacts(self.backend, self._reading(self._current(run_id)))
 
     def load_artifact(self, run_id: str, name: str) -> bytes:
-        return artifacts.load(self.backend, _run_id(run_id), name)
+        return artifacts.load(self.backend, self._reading(_run_id(run_id)), name)
 
     def download_artifact(self, run_id: str, name: str, dst: str | Path) -> Path:
-        return artifacts.download(self.backend, _run_id(run_id), name, Path(dst))
+        return artifacts.download(self.backend, self._reading(_run_id(run_id)), name, Path(dst))
 
     # -- datasets (sqltrack.datasets; Spark is imported there, never here) ------
     def log_dataset(
@@ -534,19 +672,21 @@ class Tracker:
         from sqltrack import datasets
 
         return datasets.log_dataset(
-            self, df, name, self._current(run_id), mode=mode, keep_order=keep_order
+            self, df, name, self._bulk(run_id), mode=mode, keep_order=keep_order
         )
 
     def load_dataset(self, spark: Any, run_id: str, name: str = "training") -> Any:
         """Reload a run's dataset as a DataFrame equal to the one logged."""
         from sqltrack import datasets
 
-        return datasets.load_dataset(self, spark, _run_id(run_id), name)
+        return datasets.load_dataset(self, spark, self._reading(_run_id(run_id)), name)
 
     def list_datasets(self, run_id: str | None = None) -> list[Dataset]:
         from sqltrack import datasets
 
-        return datasets.list_datasets(self, None if run_id is None else _run_id(run_id))
+        return datasets.list_datasets(
+            self, None if run_id is None else self._reading(_run_id(run_id))
+        )
 
     # -- Spark ML governance (sqltrack.governance, sqltrack.models) -------------
     def log_pipeline_stages(self, pipeline: Any, run_id: str | None = None) -> Any:
@@ -594,12 +734,12 @@ class Tracker:
     ) -> ModelVersion:
         from sqltrack import models
 
-        return models.log_spark_model(self, model, name, self._current(run_id), dataset=dataset)
+        return models.log_spark_model(self, model, name, self._bulk(run_id), dataset=dataset)
 
     def load_spark_model(self, run_id: str, name: str = "model") -> Any:
         from sqltrack import models
 
-        return models.load_spark_model(self, _run_id(run_id), name)
+        return models.load_spark_model(self, self._reading(_run_id(run_id)), name)
 
     # -- audit and report (sqltrack.audit, sqltrack.report) ----------------------
     def compare_runs(self, run_ids: Sequence[str]) -> Comparison:
@@ -607,6 +747,7 @@ class Tracker:
         (a :class:`sqltrack.audit.Comparison`)."""
         from sqltrack import audit
 
+        self._read()
         return audit.compare_runs(self, run_ids)
 
     def lineage(self, run_id: str) -> Lineage:
@@ -614,7 +755,7 @@ class Tracker:
         (a :class:`sqltrack.audit.Lineage`, read from ``sqltrack.run_lineage``)."""
         from sqltrack import audit
 
-        return audit.lineage(self, _run_id(run_id))
+        return audit.lineage(self, self._reading(_run_id(run_id)))
 
     def write_report(
         self,
@@ -627,4 +768,5 @@ class Tracker:
         """Write the self-contained HTML report into ``out_dir``; return its ``index.html``."""
         from sqltrack import report
 
+        self._read()
         return report.write_report(self, out_dir, experiment, metric=metric, progress=progress)

@@ -349,6 +349,7 @@ def test_format_sqltrack_directly(tracker: Any, run: Any, spark: Any) -> None:
     import spark_datasource
 
     spark_datasource.register(spark)
+    tracker.flush()  # the run must be in the store before Spark's processes look it up
     uri = tracker.backend.full_uri()
     tracker.backend.release()
     df = spark.createDataFrame([(1, "a"), (2, "b")], "k int, v string")

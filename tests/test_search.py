@@ -82,6 +82,7 @@ def test_columns_follow_mlflow_convention(tracker, runs):
         "experiment_id",
         "run_name",
         "status",
+        "state",
         "start_time",
         "end_time",
         "user",

@@ -65,10 +65,17 @@ class Backend(Protocol):
     capabilities: Capabilities
     uri: str  # the URI with any password removed, for messages
 
-    def session(self, *, read_only: bool = False) -> AbstractContextManager[Session]:
-        """A connection in autocommit mode: each statement is its own transaction."""
+    read_only: bool  # opened for reading only: never writes, never creates the store
 
-    def transaction(self, *, read_only: bool = False) -> AbstractContextManager[Session]:
+    def session(
+        self, *, read_only: bool = False, lock_wait: float | None = None
+    ) -> AbstractContextManager[Session]:
+        """A connection in autocommit mode: each statement is its own transaction.
+        ``lock_wait`` bounds the wait for a store another process holds (DuckDB)."""
+
+    def transaction(
+        self, *, read_only: bool = False, lock_wait: float | None = None
+    ) -> AbstractContextManager[Session]:
         """A connection inside one transaction: committed on success, rolled back on error."""
 
     def lock_schema(self, session: Session) -> None:
@@ -76,6 +83,9 @@ class Backend(Protocol):
 
     def full_uri(self) -> str:
         """A URI another process (Spark's) can open: absolute path, credentials kept."""
+
+    def journal_folder(self) -> str | None:
+        """Where this store's journals live, when the backend has a place of its own."""
 
     def release(self) -> None:
         """Give up any idle connection so that other processes can use the store."""
@@ -105,7 +115,7 @@ class ParsedURI:
 def parse_uri(uri: str) -> ParsedURI:
     """Parse a store URI, naming the accepted forms when it is not one of them."""
     forms = (
-        "duckdb:///relative.duckdb, duckdb:////absolute/path.duckdb, "
+        "duckdb:///relative.duckdb, duckdb:////absolute/path.duckdb, duckdb:///:memory:, "
         "postgresql://user@host:port/db or postgresql+psycopg://user@host:port/db"
     )
     if not isinstance(uri, str) or "://" not in uri:
@@ -140,12 +150,14 @@ def parse_uri(uri: str) -> ParsedURI:
     raise InvalidInputError(f"unknown store URI scheme {scheme!r} in {uri!r}; use one of: {forms}")
 
 
-def open_backend(uri: str) -> Backend:
+def open_backend(uri: str, *, read_only: bool = False) -> Backend:
+    """The backend of ``uri``; ``read_only`` opens a reader's store that is never
+    written or created (a missing DuckDB file is a NotFoundError)."""
     parsed = parse_uri(uri)
     if parsed.scheme == "duckdb":
         from sqltrack.backends.duckdb import DuckDBBackend
 
-        return DuckDBBackend(parsed)
+        return DuckDBBackend(parsed, read_only=read_only)
     from sqltrack.backends.postgres import PostgresBackend
 
-    return PostgresBackend(parsed)
+    return PostgresBackend(parsed, read_only=read_only)

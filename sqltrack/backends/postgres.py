@@ -143,8 +143,9 @@ class PostgresSession:
 class PostgresBackend:
     capabilities = CAPABILITIES
 
-    def __init__(self, parsed: ParsedURI) -> None:
+    def __init__(self, parsed: ParsedURI, *, read_only: bool = False) -> None:
         self.parsed = parsed
+        self.read_only = read_only  # a reader's store: every transaction READ ONLY
         self.uri = parsed.display()
         self._lock = threading.RLock()
         self._conn: psycopg.Connection[Any] | None = None
@@ -195,10 +196,12 @@ class PostgresBackend:
         return self._conn
 
     @contextmanager
-    def session(self, *, read_only: bool = False) -> Iterator[PostgresSession]:
+    def session(
+        self, *, read_only: bool = False, lock_wait: float | None = None
+    ) -> Iterator[PostgresSession]:
         with self._lock:
             conn = self._connection()
-            if read_only:
+            if read_only or self.read_only:
                 with conn.transaction():
                     conn.execute("SET TRANSACTION READ ONLY")
                     yield PostgresSession(conn, self.uri)
@@ -206,14 +209,16 @@ class PostgresBackend:
                 yield PostgresSession(conn, self.uri)
 
     @contextmanager
-    def transaction(self, *, read_only: bool = False) -> Iterator[PostgresSession]:
+    def transaction(
+        self, *, read_only: bool = False, lock_wait: float | None = None
+    ) -> Iterator[PostgresSession]:
         import psycopg
 
         with self._lock:
             conn = self._connection()
             try:
                 with conn.transaction():
-                    if read_only:
+                    if read_only or self.read_only:
                         conn.execute("SET TRANSACTION READ ONLY")
                     yield PostgresSession(conn, self.uri)
             except psycopg.Error as exc:
@@ -236,6 +241,10 @@ class PostgresBackend:
 
     def lock_schema(self, session: Any) -> None:
         session.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK_KEY,))
+
+    def journal_folder(self) -> str | None:
+        """None: journals live in the user's cache folder, one sub-folder per store."""
+        return None
 
     def release(self) -> None:
         """PostgreSQL admits many connections; nothing to give up."""

@@ -3,7 +3,7 @@ and formats its answer as a table, CSV or JSON.
 
 Commands live in the modules of this package; each registers itself with
 :func:`command`. Every command has help with an example (a test checks it) and
-takes ``--uri`` (default: ``SQLTRACK_URI``, else ``duckdb:///sqltrack.duckdb``).
+takes ``--uri`` (default: ``SQLTRACK_URI``, else ``duckdb:///tracking.duckdb``).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sqltrack",
         description="Database-native ML tracking: runs, metrics, models and training data "
         "as SQL tables.",
-        epilog="Settings: --uri, else SQLTRACK_URI, else duckdb:///sqltrack.duckdb. "
+        epilog="Settings: --uri, else SQLTRACK_URI, else duckdb:///tracking.duckdb. "
         'Example: sqltrack runs --experiment demo --filter "metrics.r2 > 0.5"',
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--uri",
             default=None,
-            help="store URI (default: SQLTRACK_URI or duckdb:///sqltrack.duckdb)",
+            help="store URI (default: SQLTRACK_URI or duckdb:///tracking.duckdb)",
         )
         if cmd.formats:
             p.add_argument(

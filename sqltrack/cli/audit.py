@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 def _tracker(args: argparse.Namespace) -> Tracker:
     from sqltrack.tracking import connect
 
-    return connect(args.uri)
+    return connect(args.uri, read_only=True)
 
 
 @command(

@@ -20,7 +20,7 @@ def _datasets(p: argparse.ArgumentParser) -> None:
 def _run_datasets(args: argparse.Namespace) -> None:
     from sqltrack.tracking import connect
 
-    with connect(args.uri) as tracker:
+    with connect(args.uri, read_only=True) as tracker:
         found = tracker.list_datasets(args.run_id)
     emit(
         [

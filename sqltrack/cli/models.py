@@ -22,7 +22,7 @@ def _run_models(args: argparse.Namespace) -> None:
     from sqltrack import models
     from sqltrack.tracking import _run_id, connect
 
-    with connect(args.uri) as tracker:
+    with connect(args.uri, read_only=True) as tracker:
         run_id = None if args.run_id is None else _run_id(args.run_id)
         found = models.list_models(tracker, run_id)
     emit(

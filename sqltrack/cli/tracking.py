@@ -1,4 +1,6 @@
-"""Commands over the tracking store: experiments, runs, show, sql, db upgrade."""
+"""Commands over the tracking store: experiments, runs (and end-stale), show, sql, sync,
+db upgrade. Read commands open the store read-only: they never create it, never take a
+DuckDB writer's lock, and work on a file the reader may only read."""
 
 from __future__ import annotations
 
@@ -8,10 +10,10 @@ import json
 from sqltrack.cli import command, emit
 
 
-def _tracker(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _tracker(args: argparse.Namespace, *, write: bool = False):  # type: ignore[no-untyped-def]
     from sqltrack.tracking import connect
 
-    return connect(args.uri)
+    return connect(args.uri, read_only=not write)
 
 
 @command("experiments", "List experiments.", "sqltrack experiments --format json")
@@ -45,6 +47,14 @@ def _run_experiments(args: argparse.Namespace) -> None:
     '--order-by "metrics.r2 DESC"',
 )
 def _runs(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=("end-stale",),
+        help="end-stale: end runs whose process is gone (state CRASHED) as FAILED at their "
+        "last heartbeat; with --dry-run only list them",
+    )
+    p.add_argument("--dry-run", action="store_true", help="with end-stale: list, change nothing")
     p.add_argument("--experiment", action="append", help="experiment name (repeatable)")
     p.add_argument("--filter", default="", help='filter, e.g. "metrics.r2 > 0.5"')
     p.add_argument("--order-by", action="append", help='e.g. "metrics.r2 DESC" (repeatable)')
@@ -53,6 +63,19 @@ def _runs(p: argparse.ArgumentParser) -> None:
 
 @_runs.runner
 def _run_runs(args: argparse.Namespace) -> None:
+    if args.action == "end-stale":
+        tracker = _tracker(args, write=not args.dry_run)
+        stale = tracker.end_stale_runs(dry_run=args.dry_run)
+        emit(
+            ["run_id", "host_name", "process_id", "last_heartbeat", "action"],
+            [
+                (r.run_id, r.host_name, r.process_id, r.heartbeat_at,
+                 "would end FAILED" if args.dry_run else "ended FAILED")
+                for r in stale
+            ],
+            args.format,
+        )  # fmt: skip
+        return
     frame = _tracker(args).search_runs(
         args.experiment, args.filter, args.order_by, args.max_results
     )
@@ -95,6 +118,26 @@ def _run_sql(args: argparse.Namespace) -> None:
 
 
 @command(
+    "sync",
+    "Deliver the journals that dead or killed processes left behind to the store.",
+    "sqltrack sync --uri postgresql://root@127.0.0.1/test",
+    formats=False,
+)
+def _sync(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+@_sync.runner
+def _run_sync(args: argparse.Namespace) -> None:
+    tracker = _tracker(args, write=True)
+    try:
+        written = tracker.sync()
+    finally:
+        tracker.close()
+    print(f"{tracker.uri}: delivered {written} journaled record(s)")
+
+
+@command(
     "db",
     "Schema management: 'db upgrade URI' applies pending migrations; 'db status URI' lists them.",
     "sqltrack db upgrade postgresql://root@127.0.0.1/test",
@@ -110,7 +153,7 @@ def _run_db(args: argparse.Namespace) -> None:
     from sqltrack import config, schema
     from sqltrack.backends import open_backend
 
-    backend = open_backend(config.get("uri", args.target or args.uri))
+    backend = open_backend(config.store_uri(args.target or args.uri))
     try:
         if args.action == "upgrade":
             names = schema.upgrade(backend)

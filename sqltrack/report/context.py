@@ -215,6 +215,8 @@ def iso(t: datetime | None) -> str:
 
 def duration(info: RunInfo) -> Cell:
     if info.end_time is None:
+        if info.state == "CRASHED":
+            return Cell("crashed", "")
         return Cell("running" if info.status == "RUNNING" else "", "")
     seconds = (info.end_time - info.start_time).total_seconds()
     if seconds < 60:
@@ -327,7 +329,8 @@ def build_experiment_page(
     rows = []
     statuses: dict[str, int] = {}
     for info in data.runs:
-        statuses[info.status] = statuses.get(info.status, 0) + 1
+        state = info.state or info.status
+        statuses[state] = statuses.get(state, 0) + 1
         p = data.params.get(info.run_id, {})
         m = data.metrics.get(info.run_id, {})
         rows.append(
@@ -336,7 +339,7 @@ def build_experiment_page(
                 info.run_name,
                 run_href(info.run_id),
                 info.user_name,
-                info.status,
+                info.state or info.status,
                 iso(info.start_time),
                 duration(info),
                 tuple(_param_cell(p.get(k)) for k in shown_params),
@@ -474,7 +477,7 @@ def build_run_page(
     rid = info.run_id
     details = (
         ("run id", rid),
-        ("status", info.status),
+        ("status", info.state or info.status),
         ("user", info.user_name),
         ("start", iso(info.start_time)),
         ("end", iso(info.end_time)),
