@@ -163,14 +163,14 @@ def test_a_script_path_with_undecodable_bytes_still_records_its_run(
 def test_a_long_experiment_name_is_refused_naming_the_limit(tracker: Any) -> None:
     # 4,000 random letters: on main PostgreSQL refused it with "index row size 4016
     # exceeds btree version 4 maximum 2704", reported as a *transient* error.
-    name = "".join(random.Random(8).choice(string.ascii_letters) for _ in range(4000))
+    name = "".join(random.Random(8).choices(string.ascii_letters, k=4000))
     with pytest.raises(InvalidInputError, match=r"2,000 bytes.*btree.*shorter name"):
         tracker.create_experiment(name)
     with pytest.raises(InvalidInputError, match="2,000 bytes"):
         tracker.start_run(experiment=name)
     with pytest.raises(InvalidInputError, match="2,000 bytes"):
         tracker.create_experiment("é" * 1001)  # 2,002 bytes in UTF-8
-    longest = "".join(random.Random(9).choice(string.ascii_letters) for _ in range(2000))
+    longest = "".join(random.Random(9).choices(string.ascii_letters, k=2000))
     assert (
         tracker.create_experiment(longest) == tracker.get_experiment_by_name(longest).experiment_id
     )
