@@ -182,7 +182,7 @@ def _double(v: Any) -> float:
     try:
         return float(v)
     except OverflowError:
-        return math.copysign(math.inf, v)
+        return math.inf if v > 0 else -math.inf
 
 
 def parse_filter(text: str) -> list[Clause]:
@@ -381,7 +381,7 @@ def parse_order_by(items: Sequence[str] | str | None) -> list[tuple[Fragment, li
             raise InvalidInputError(f"order_by item {shown(item)} must be a string")
         validate_text(item, f"order_by {item[:60]!r}")
         m = re.fullmatch(r"\s*(.+?)(?:\s+(ASC|DESC))?\s*", item, re.IGNORECASE | re.DOTALL)
-        if m is None:
+        if m is None or not item.strip():
             raise InvalidInputError(
                 f"order_by item {item!r} is empty; name a field such as metrics.r2 DESC"
             )

@@ -174,3 +174,67 @@ def test_a_long_experiment_name_is_refused_naming_the_limit(tracker: Any) -> Non
     assert (
         tracker.create_experiment(longest) == tracker.get_experiment_by_name(longest).experiment_id
     )
+
+
+# -- the filter and order parser -------------------------------------------------------
+@pytest.mark.parametrize(
+    ("filter_string", "order_by", "match"),
+    [
+        ("attributes.experiment_id = 'abc'", None, "experiment_id 'abc' is not an experiment id"),
+        ("attributes.experiment_id = 1.5", None, "not an experiment id"),
+        ("attributes.experiment_id = 99999999999999999999", None, "64-bit range"),
+        ("attributes.experiment_id LIKE 1", None, "experiment_id is a number"),
+        ("start_time > 1e20", None, "start_time 1e\\+20 is out of range for epoch milliseconds"),
+        ("end_time < 'yesterday'", None, "not a time"),
+        ("start_time LIKE '2024%'", None, "start_time is a time"),
+        ("metrics.r2 > 1" + "0" * 5000, None, "5,001 digits"),
+        ("", [""], "order_by item '' is empty"),
+        ("", ["   "], "empty"),
+        ("", ["metrics.r2 DESC\n"], None),  # trailing whitespace is fine
+        ("", 5, "must be a list of strings"),
+        ("", [None], "must be a string"),
+    ],
+)
+def test_bad_filters_and_orders_are_invalid_input_naming_the_part(
+    tracker: Any, filter_string: str, order_by: Any, match: str | None
+) -> None:
+    # ValueError, OSError, OverflowError, AssertionError, TypeError or a terminal
+    # PostgreSQL error on main.
+    with tracker.start_run():
+        tracker.log_metric("r2", 0.5)
+    if match is None:
+        assert len(tracker.search_runs(filter_string=filter_string, order_by=order_by)) == 1
+        return
+    with pytest.raises(InvalidInputError, match=match):
+        tracker.search_runs(filter_string=filter_string, order_by=order_by)
+
+
+def test_the_accepted_grammar_keeps_its_meaning(tracker: Any) -> None:
+    experiment = tracker.create_experiment("e")
+    with tracker.start_run(run_name="a"):
+        tracker.log_metric("r2", 0.5)
+        tracker.log_param("n", 12345678901234567890)
+    for f in (
+        f"attributes.experiment_id = {experiment}",
+        f"attributes.experiment_id = '{experiment}'",
+        f"attributes.experiment_id IN ({experiment}, 99)",
+        "metrics.r2 < 1e400",  # inf, as before
+        "metrics.r2 < 1" + "0" * 400,  # the same number written out (OverflowError on main)
+        "params.n = 12345678901234567890",  # exact past 2**53
+        "start_time > 0",
+        "start_time > '2000-01-01'",
+    ):
+        assert list(tracker.search_runs(filter_string=f).run_name) == ["a"], f
+    assert tracker.search_runs(order_by="metrics.r2 DESC").run_name.tolist() == ["a"]
+
+
+def test_an_in_list_longer_than_postgresql_binds_is_refused_naming_the_limit(
+    tracker: Any,
+) -> None:
+    # 70,000 values: on main PostgreSQL reported "number of parameters must be between 0
+    # and 65535" as a *transient* error; DuckDB ran it. Both refuse it now, naming the fix.
+    values = ", ".join(f"'{i}'" for i in range(70_000))
+    with pytest.raises(InvalidInputError, match=r"70,00\d values; the limit is 65,535.*Split"):
+        tracker.search_runs(filter_string=f"params.a IN ({values})")
+    values = ", ".join(f"'{i}'" for i in range(60_000))
+    assert tracker.search_runs(filter_string=f"params.a IN ({values})").empty
