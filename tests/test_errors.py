@@ -238,3 +238,14 @@ def test_an_in_list_longer_than_postgresql_binds_is_refused_naming_the_limit(
         tracker.search_runs(filter_string=f"params.a IN ({values})")
     values = ", ".join(f"'{i}'" for i in range(60_000))
     assert tracker.search_runs(filter_string=f"params.a IN ({values})").empty
+
+
+def test_the_readme_documents_every_error_class() -> None:
+    from sqltrack import errors
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Errors") :].split("\n## ", 1)[0]
+    for name in errors.__all__:
+        if name not in ("SqltrackError", "BackendError"):  # the root and an abstract parent
+            assert f"| `{name}`" in table, name
+    assert "`sqltrack.SqltrackError`" in table

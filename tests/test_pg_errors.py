@@ -98,9 +98,15 @@ def test_a_value_the_server_refuses_is_invalid_input(pg: Any) -> None:
         pg.sql("SELECT FROM WHERE")
 
 
-def test_a_lone_surrogate_in_any_query_parameter_is_invalid_input(pg: Any) -> None:
+def test_parameters_and_results_the_driver_cannot_carry_are_invalid_input(pg: Any) -> None:
     with pytest.raises(InvalidInputError, match="surrogate"):
         pg.sql("SELECT ?", ("x\ud800",))  # UnicodeEncodeError on main
+    with pytest.raises(InvalidInputError, match="NUL"):
+        pg.sql("SELECT ?", ("x\x00",))
+    with pytest.raises(InvalidInputError, match="cannot adapt"):
+        pg.sql("SELECT ?", (object(),))
+    with pytest.raises(InvalidInputError, match="Arrow cannot hold.*cast"):
+        pg.sql("SELECT ?", (10**400,))  # ArrowInvalid on main
 
 
 # -- connections -----------------------------------------------------------------------

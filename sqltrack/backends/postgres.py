@@ -113,6 +113,10 @@ def map_error(exc: BaseException, where: str) -> SqltrackError:
         # an OperationalError or InterfaceError; a value psycopg cannot send a DataError.
         if isinstance(exc, psycopg.DataError):
             return InvalidInputError(f"{where}: the driver refused a value: {text}")
+        if isinstance(exc, psycopg.ProgrammingError):  # "cannot adapt type ...", placeholders
+            return InvalidInputError(
+                f"{where}: the driver refused the statement or its parameters: {text}"
+            )
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
             return TransientBackendError(f"PostgreSQL connection to {where} failed: {text}")
         return TerminalBackendError(f"PostgreSQL error at {where}: {text}")
@@ -311,7 +315,13 @@ class PostgresSession:
             return [d.name for d in cur.description or ()], cur.fetchall()
 
         names, rows = self._run(fetch, idempotent=self._reader)
-        return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
+        try:
+            return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
+        except (pa.ArrowException, OverflowError, ValueError, TypeError) as exc:
+            raise InvalidInputError(
+                f"{self._where}: the result has values Arrow cannot hold ({exc}); cast the "
+                "column in the query (for example to TEXT)"
+            ) from exc
 
     @property
     def raw(self) -> psycopg.Connection[Any]:
