@@ -150,6 +150,7 @@ _ONE_PARAM = textwrap.dedent("""
     with sqltrack.connect(uri) as t:
         try:
             t.log_param("shared", value, run_id=run_id)
+            t.flush()  # journaled: what the store refuses is raised here, at the next call
         except sqltrack.SqltrackError as exc:
             print(f"{type(exc).__name__}: {exc}")
             sys.exit(1)
@@ -163,9 +164,10 @@ def _blocked_on_a_lock(conn: object, pid: int) -> bool:
     return bool(row[0])
 
 
+@pytest.mark.parametrize("journal", ["off", "on"])
 @pytest.mark.parametrize(("theirs", "ok"), [("same", True), ("other", False)])
 def test_a_param_another_process_is_inserting_is_a_no_op_or_a_clear_conflict(
-    pg_uri: str, tmp_path: Path, theirs: str, ok: bool
+    pg_uri: str, tmp_path: Path, theirs: str, ok: bool, journal: str
 ) -> None:
     """The race the tests above cannot force: another writer inserts the same param
     while this one's transaction runs. On main the loser failed with the driver's
@@ -186,7 +188,11 @@ def test_a_param_another_process_is_inserting_is_a_no_op_or_a_clear_conflict(
         stderr=subprocess.STDOUT,
         text=True,
         cwd=ROOT,
-        env={**os.environ, "SQLTRACK_JOURNAL": "off"},
+        env={
+            **os.environ,
+            "SQLTRACK_JOURNAL": journal,
+            "SQLTRACK_JOURNAL_DIR": str(tmp_path / "journals"),
+        },
     )
     with _pg_connect(pg_uri) as watcher:
         for _ in range(3000):  # until the writer waits for the holder's row
