@@ -90,7 +90,8 @@ SETTINGS: dict[str, Setting] = {
             "retry",
             "SQLTRACK_RETRY",
             "30",
-            "Seconds a bulk write (artifact, dataset, model) retries a busy or unreachable store.",
+            "Seconds a bulk write (artifact, dataset, model), a PostgreSQL read or the start "
+            "of a PostgreSQL transaction retries a busy or unreachable store.",
         ),
         Setting(
             "lease",
