@@ -89,6 +89,15 @@ def _refuse(what: str) -> InvalidInputError:
     return InvalidInputError(f"{what} is refused; {_HOW}")
 
 
+def _statement_name(node: Any) -> str:
+    """SELECT, DELETE, ... or, for what sqlglot keeps as a raw command, its first word."""
+    from sqlglot import exp
+
+    if isinstance(node, exp.Command) and isinstance(node.this, str):
+        return node.this.upper()
+    return type(node).__name__.upper()
+
+
 def _refused_function(name: str) -> bool:
     lowered = name.lower()
     return any(fnmatch.fnmatchcase(lowered, pattern) for pattern in REFUSED_FUNCTIONS)
@@ -119,15 +128,15 @@ def check(query: object, dialect: str) -> Checked:
             f"parses as one SELECT is run. {_HOW}"
         ) from exc
     if len(trees) != 1:
-        kinds = ", ".join(type(t).__name__.upper() for t in trees) or "nothing"
+        kinds = ", ".join(_statement_name(t) for t in trees) or "nothing"
         raise _refuse(f"more than one statement ({kinds}) in {shown!r}")
     tree = trees[0]
     if type(tree).__name__ not in _TOP_LEVEL:
-        raise _refuse(f"statement {type(tree).__name__.upper()} in {shown!r}")
+        raise _refuse(f"statement {tokens[0].text.upper()} in {shown!r}")
     refused_nodes = tuple(getattr(exp, n) for n in _REFUSED_NODES if hasattr(exp, n))
     for node in tree.walk():
         if isinstance(node, refused_nodes):
-            raise _refuse(f"{type(node).__name__.upper()} inside {shown!r}")
+            raise _refuse(f"{_statement_name(node)} inside {shown!r}")
         if isinstance(node, exp.Anonymous) and _refused_function(node.name):
             raise _refuse(f"function {node.name}() in {shown!r}")
         if isinstance(node, exp.Func) and not isinstance(node, exp.Anonymous):
