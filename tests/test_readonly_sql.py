@@ -276,7 +276,7 @@ def test_postgres_select_only_role_cannot_escape_either(pg_uri, victim, tmp_path
 
 def test_cli_sql_refuses_with_one_line(store_uri, capsys, tmp_path):
     with sqltrack.connect(store_uri) as tracker:
-        _populate(tracker)
+        run_id = _populate(tracker)
     for statement in (
         "SELECT 1; DELETE FROM sqltrack.tags",
         "DELETE FROM sqltrack.tags",
@@ -288,6 +288,10 @@ def test_cli_sql_refuses_with_one_line(store_uri, capsys, tmp_path):
         assert code == 1 and "read-only" in err and "Traceback" not in err, err
     assert cli_main(["sql", "SELECT '?' AS q", "--uri", store_uri, "--format", "csv"]) == 0
     assert capsys.readouterr().out.splitlines() == ["q", "?"]
+    query = "SELECT value FROM sqltrack.params WHERE run_id = ? AND key = ?"
+    argv = ["sql", query, "--param", run_id, "--param", "model", "--uri", store_uri]
+    assert cli_main([*argv, "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["value", "rf"]
 
 
 def test_duckdb_read_connection_refuses_on_its_own(tmp_path):
