@@ -2,21 +2,23 @@
 
 DuckDB locks the file for the process that opens it read-write, and Spark runs
 data-source code in other processes. So this backend never holds the file
-longer than it needs: a connection is opened on demand, kept while calls keep
-coming, and closed after ``SQLTRACK_DUCKDB_IDLE`` seconds without use, or at once
-by :meth:`release` (the journal's flusher releases after every batch). When
-another process holds the file, opening waits with back-off up to
-``SQLTRACK_LOCK_TIMEOUT`` seconds, then raises :class:`~sqltrack.StoreBusyError`
-naming the holder DuckDB reports.
+longer than it needs: a connection is opened on demand and closed when the call that
+needed it ends (or ``SQLTRACK_DUCKDB_IDLE`` seconds later, when that is raised above 0),
+and the journal's flusher releases after every batch. When another process holds the
+file, opening waits with back-off up to ``SQLTRACK_LOCK_TIMEOUT`` seconds, then raises
+:class:`~sqltrack.StoreBusyError` naming the holder DuckDB reports.
 
-The file is opened with a plain ``duckdb.connect(path)``: its catalog is the file's
-stem, and a user's own ``duckdb.connect(path)`` in the same process shares DuckDB's
-database instance with the tracker instead of conflicting with it. New files are
-written in the storage format ``SQLTRACK_DUCKDB_STORAGE_VERSION`` (default v1.5.0),
-which the newest duckdb CLI on PyPI reads. A file whose stem is ``sqltrack`` (the
-old default name, whose catalog collides with the ``sqltrack`` schema) is still
-opened, attached under the alias ``store``; new files may not take that name.
-``duckdb:///:memory:`` is an in-memory store that lives as long as the process.
+The file is opened with a plain ``duckdb.connect(path)``, read-write whenever this user
+may write it: its catalog is the file's stem, and a user's own ``duckdb.connect(path)`` in
+the same process shares DuckDB's database instance with the tracker instead of
+conflicting with it. A file the user may only read is opened read-only (read commands
+work; a write is a clear error). New files are written in the storage format
+``SQLTRACK_DUCKDB_STORAGE_VERSION`` (default v1.5.0), which the newest duckdb CLI on PyPI
+reads. A file whose stem is ``sqltrack`` (the old default name, whose catalog collides
+with the ``sqltrack`` schema) is still opened, attached under the alias ``store``; new
+files may not take that name. ``duckdb:///:memory:`` is an in-memory store that lives as
+long as the process. User SQL (``Tracker.sql``) runs on a separate, locked, read-only
+attachment: :meth:`DuckDBBackend.read_query`.
 """
 
 from __future__ import annotations
