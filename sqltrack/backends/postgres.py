@@ -509,7 +509,7 @@ class PostgresBackend:
                     f"read-only ({str(exc).strip().splitlines()[0]})"
                 ) from exc
             except psycopg.Error as exc:
-                raise _map_error(exc, "sql") from exc
+                raise map_error(exc, "sql") from exc
         arrays = [pa.array([r[i] for r in rows]) for i in range(len(names))]
         return pa.Table.from_arrays(arrays, names=names)
 
