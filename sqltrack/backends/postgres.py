@@ -495,7 +495,7 @@ class PostgresBackend:
                         (str(max(1, int(timeout * 1000))),),
                     )
                     cur = psycopg.RawCursor(conn)
-                    cur.execute(sql, list(params), binary=True)
+                    cur.execute(sql, _check_parameters(params, "sql"), binary=True)
                     names = [d.name for d in cur.description or ()]
                     rows = cur.fetchall()
             except pgerr.QueryCanceled as exc:
@@ -508,9 +508,15 @@ class PostgresBackend:
                     f"sql {sql.strip()[:80]!r} tried to write: refused; sqltrack sql is "
                     f"read-only ({str(exc).strip().splitlines()[0]})"
                 ) from exc
-            except psycopg.Error as exc:
+            except (psycopg.Error, UnicodeError) as exc:
                 raise map_error(exc, "sql") from exc
-        arrays = [pa.array([r[i] for r in rows]) for i in range(len(names))]
+        try:
+            arrays = [pa.array([r[i] for r in rows]) for i in range(len(names))]
+        except (pa.ArrowException, OverflowError, ValueError, TypeError) as exc:
+            raise InvalidInputError(
+                f"sql: the result has values Arrow cannot hold ({exc}); cast the column in "
+                "the query (for example to TEXT)"
+            ) from exc
         return pa.Table.from_arrays(arrays, names=names)
 
     def full_uri(self) -> str:
