@@ -40,6 +40,7 @@ from sqltrack.errors import (
 )
 from sqltrack.fluent import get_tracker, set_tracking_uri
 from sqltrack.journal import JournalWarning
+from sqltrack.ledger import LedgerDigest, Mismatch, VerifyReport
 from sqltrack.tracking import Tracker, connect
 
 __version__ = "0.1.0"
@@ -53,6 +54,7 @@ flush = _fluent._forward("flush")
 get_experiment_by_name = _fluent._forward("get_experiment_by_name")
 get_metric_history = _fluent._forward("get_metric_history")
 get_run = _fluent._forward("get_run")
+ledger_digest = _fluent._forward("ledger_digest")
 lineage = _fluent._forward("lineage")
 list_artifacts = _fluent._forward("list_artifacts")
 list_datasets = _fluent._forward("list_datasets")
@@ -83,6 +85,7 @@ set_tags = _fluent._forward("set_tags")
 start_run = _fluent._forward("start_run")
 start_timer = _fluent._forward("start_timer")
 stop_and_log_timer = _fluent._forward("stop_and_log_timer")
+verify = _fluent._forward("verify")
 write_report = _fluent._forward("write_report")
 lp = log_param
 lm = log_metric
@@ -97,7 +100,9 @@ __all__ = [
     "IntegrityError",
     "InvalidInputError",
     "JournalWarning",
+    "LedgerDigest",
     "Metric",
+    "Mismatch",
     "ModelVersion",
     "NotFoundError",
     "PipelineStage",
@@ -110,6 +115,7 @@ __all__ = [
     "TerminalBackendError",
     "Tracker",
     "TransientBackendError",
+    "VerifyReport",
     "active_run",
     "compare_runs",
     "connect",
@@ -121,6 +127,7 @@ __all__ = [
     "get_metric_history",
     "get_run",
     "get_tracker",
+    "ledger_digest",
     "lineage",
     "list_artifacts",
     "list_datasets",
@@ -154,5 +161,6 @@ __all__ = [
     "start_run",
     "start_timer",
     "stop_and_log_timer",
+    "verify",
     "write_report",
 ]

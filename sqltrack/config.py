@@ -93,6 +93,13 @@ SETTINGS: dict[str, Setting] = {
             "Seconds a run's heartbeat stays valid; a RUNNING run past it shows as CRASHED.",
         ),
         Setting(
+            "ledger",
+            "SQLTRACK_LEDGER",
+            "on",
+            "on: every record is bound into the ledger's hash chain; off only to measure its "
+            "cost (sqltrack verify then reports those records as written behind its back).",
+        ),
+        Setting(
             "connect_timeout",
             "SQLTRACK_CONNECT_TIMEOUT",
             "10",

@@ -1,0 +1,178 @@
+"""The canonical encoding of records and the hashes of the chain (format v1).
+
+Everything here is pure Python over the values a driver returns (``None``, ``bool``,
+``int``, ``float``, ``str``, ``bytes``, aware ``datetime``), so a row read back from
+DuckDB and the same row read back from PostgreSQL encode to the same bytes:
+
+- a value is canonical JSON text: ``null``, ``true``/``false``, an integer in decimal,
+  a JSON string (``ensure_ascii``: every code point escaped alike), a float as
+  ``["d", float.hex(x)]`` (exact: ``-0x0.0p+0`` is not ``0x0.0p+0``; every NaN is
+  ``"nan"``; ``"inf"``/``"-inf"``), a timestamp as ``["t", microseconds since the
+  Unix epoch, UTC]`` and bytes as ``["b", hex]``;
+- a row digest is ``sha256("sqltrack-row-v1" NUL table (NUL column "=" value)...)`` over
+  the columns its ledger entry names, in that order (JSON text holds no raw NUL, so the
+  encoding is unambiguous);
+- a metrics entry (the points one delivery wrote for one run) is encoded by column,
+  points sorted by (key, step, timestamp, value bits): each column is hashed on its own
+  (keys as little-endian uint32 byte length + UTF-8, values as little-endian IEEE-754
+  doubles with NaN made canonical, steps and timestamps as little-endian int64) and the
+  digest is ``sha256("sqltrack-metrics-v1" NUL count NUL column hashes...)``;
+- an entry's hash is ``sha256("sqltrack-ledger-v1" NUL prev_hash NUL json([scope, seq,
+  entry_id, table, operation, row_key, row_digest, detail, recorded_at in µs]))``; the
+  first entry of a chain links to ``sha256("sqltrack-ledger-v1 genesis" NUL scope)``;
+- a digest of the store is ``sha256("sqltrack-digest-v1" LF (scope TAB seq TAB hash LF)...)``
+  over every chain's head, in scope order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+__all__ = [
+    "digest_of_heads",
+    "encode_value",
+    "entry_hash",
+    "genesis",
+    "metrics_digest",
+    "micros",
+    "row_digest",
+    "row_key",
+    "short",
+]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+_NAN = float("nan")
+_LITTLE = sys.byteorder == "little"
+KEYS_LISTED = 100  # a metrics entry lists its keys with their counts up to this many
+
+
+def micros(value: datetime) -> int:
+    """Microseconds since the Unix epoch (UTC), exactly (integer arithmetic)."""
+    if value.tzinfo is None:
+        raise TypeError(f"timestamp {value!r} has no time zone; sqltrack stores TIMESTAMPTZ")
+    return (value - EPOCH) // _MICROSECOND
+
+
+def encode_value(value: Any) -> str:
+    """One value as canonical JSON text (see the module docstring)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        return '["d","' + ("nan" if value != value else value.hex()) + '"]'
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=True)
+    if isinstance(value, datetime):
+        return '["t",' + str(micros(value)) + "]"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return '["b","' + bytes(value).hex() + '"]'
+    raise TypeError(f"the ledger cannot encode a {type(value).__name__} value ({value!r})")
+
+
+def short(encoded: str) -> str:
+    """8 hex digits naming one encoded column value (to tell which columns changed)."""
+    return hashlib.sha256(encoded.encode()).hexdigest()[:8]
+
+
+def row_digest(table: str, columns: Sequence[tuple[str, str]]) -> str:
+    """The digest of a row: ``columns`` are (name, encoded value) pairs in entry order."""
+    h = hashlib.sha256(b"sqltrack-row-v1\x00" + table.encode())
+    for name, encoded in columns:
+        h.update(b"\x00" + name.encode() + b"=" + encoded.encode())
+    return h.hexdigest()
+
+
+def row_key(values: Iterable[Any]) -> str:
+    """The key of a row within its chain: its key columns as a canonical JSON list."""
+    return "[" + ",".join(encode_value(v) for v in values) + "]"
+
+
+def _words(values: Iterable[int] | Iterable[float], code: str) -> bytes:
+    arr = array(code, values)
+    if not _LITTLE:
+        arr.byteswap()
+    return arr.tobytes()
+
+
+def metrics_digest(points: Iterable[tuple[str, float, int, int]]) -> tuple[str, dict[str, Any]]:
+    """The digest and detail of a metrics entry from its points ``(key, value, step,
+    timestamp in µs)``, in any order."""
+    canon = [(k, _NAN if v != v else v, s, t) for k, v, s, t in points]
+    bits = array("q")
+    bits.frombytes(array("d", (p[1] for p in canon)).tobytes())
+    order = sorted(
+        zip(canon, bits, strict=True), key=lambda pb: (pb[0][0], pb[0][2], pb[0][3], pb[1])
+    )
+    keys = [p[0].encode() for p, _ in order]
+    key_blob = _words((len(k) for k in keys), "I") + b"".join(keys)
+    columns = (
+        ("key", key_blob),
+        ("value", _words((p[1] for p, _ in order), "d")),
+        ("step", _words((p[2] for p, _ in order), "q")),
+        ("timestamp", _words((p[3] for p, _ in order), "q")),
+    )
+    hashes = [(name, hashlib.sha256(blob).hexdigest()) for name, blob in columns]
+    h = hashlib.sha256(b"sqltrack-metrics-v1\x00" + str(len(order)).encode())
+    for _, column_hash in hashes:
+        h.update(b"\x00" + column_hash.encode())
+    counts = Counter(p[0] for p, _ in order)
+    detail: dict[str, Any] = {
+        "format": "metrics-v1",
+        "rows": len(order),
+        "columns": [[name, column_hash[:8]] for name, column_hash in hashes],
+    }
+    if len(counts) <= KEYS_LISTED:
+        detail["keys"] = dict(sorted(counts.items()))
+    else:
+        detail["distinct_keys"] = len(counts)
+        detail["first_key"], detail["last_key"] = min(counts), max(counts)
+    return h.hexdigest(), detail
+
+
+def dumps(value: Any) -> str:
+    """Canonical JSON text of a detail object or an entry's hashed fields."""
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+
+
+def genesis(scope: str) -> str:
+    """What the first entry of a chain links to."""
+    return hashlib.sha256(b"sqltrack-ledger-v1 genesis\x00" + scope.encode()).hexdigest()
+
+
+def entry_hash(
+    prev_hash: str,
+    scope: str,
+    seq: int,
+    entry_id: int,
+    table: str,
+    operation: str,
+    key: str,
+    digest: str,
+    detail: str,
+    recorded_at: int,
+) -> str:
+    fields = dumps([scope, seq, entry_id, table, operation, key, digest, detail, recorded_at])
+    return hashlib.sha256(
+        b"sqltrack-ledger-v1\x00" + prev_hash.encode() + b"\x00" + fields.encode()
+    ).hexdigest()
+
+
+def digest_of_heads(heads: Iterable[tuple[str, int, str]]) -> str:
+    """The store's digest over every chain head ``(scope, seq, hash)``."""
+    h = hashlib.sha256(b"sqltrack-digest-v1\n")
+    for scope, seq, head in sorted(heads):
+        h.update(f"{scope}\t{int(seq)}\t{head}\n".encode())
+    return h.hexdigest()
