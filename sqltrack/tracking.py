@@ -11,10 +11,10 @@ import random
 import time
 import uuid
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqltrack import _context, _values, artifacts, config, records, runs, schema, search
 from sqltrack.backends import Backend, Session, open_backend
@@ -40,6 +40,8 @@ from sqltrack.identifiers import validate_key, validate_value
 from sqltrack.journal import JournalWarning
 from sqltrack.sqltext import Fragment, compose
 from sqltrack.writer import Writer, conflict_on_end
+
+_T = TypeVar("_T")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -417,6 +419,24 @@ class Tracker:
         self.flush()
         return rid
 
+    def _retrying(self, what: str, write: Callable[[], _T]) -> _T:
+        """A bulk write (all-or-nothing in one transaction) retried with jittered back-off
+        while the store is busy or unreachable, for at most ``SQLTRACK_RETRY`` seconds."""
+        bound = float(config.get("retry"))
+        deadline = time.monotonic() + bound
+        delay = 0.1
+        while True:
+            try:
+                return write()
+            except TransientBackendError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise type(exc)(
+                        f"{what}: {exc}; retried for {bound:g} s (SQLTRACK_RETRY), nothing "
+                        "was written: call it again when the store is back"
+                    ) from exc
+                time.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, 2.0)
+
     def _reading(self, run_id: str) -> str:
         self._read()
         return run_id
@@ -620,34 +640,43 @@ class Tracker:
         self, local_path: str | Path, name: str | None = None, run_id: str | None = None
     ) -> Artifact:
         run_id = self._bulk(run_id)
-        return artifacts.log_file(self.backend, run_id, Path(local_path), name)
+        return self._retrying(
+            "log_artifact", lambda: artifacts.log_file(self.backend, run_id, Path(local_path), name)
+        )
 
     def log_artifacts(
         self, paths: str | Path | Iterable[str | Path], run_id: str | None = None
     ) -> list[Artifact]:
         run_id = self._bulk(run_id)
-        return artifacts.log_files(self.backend, run_id, paths)
+        return self._retrying(
+            "log_artifacts", lambda: artifacts.log_files(self.backend, run_id, paths)
+        )
 
     def log_text(self, text: str, name: str, run_id: str | None = None) -> Artifact:
         if not isinstance(text, str):
             raise InvalidInputError(f"log_text needs a str, not {type(text).__name__}")
         run_id = self._bulk(run_id)
-        return artifacts.log_bytes(self.backend, run_id, text.encode(), name)
+        data = text.encode()
+        return self._retrying(
+            "log_text", lambda: artifacts.log_bytes(self.backend, run_id, data, name)
+        )
 
     def log_dict(self, obj: Any, name: str, run_id: str | None = None) -> Artifact:
         run_id = self._bulk(run_id)
-        return artifacts.log_bytes(
-            self.backend,
-            run_id,
-            artifacts.dump_json(obj, name),
-            name,
-            media_type="application/json",
+        data = artifacts.dump_json(obj, name)
+        return self._retrying(
+            "log_dict",
+            lambda: artifacts.log_bytes(
+                self.backend, run_id, data, name, media_type="application/json"
+            ),
         )
 
     def log_figure(self, figure: Any, name: str, run_id: str | None = None) -> Artifact:
         run_id = self._bulk(run_id)
-        return artifacts.log_bytes(
-            self.backend, run_id, artifacts.figure_png(figure, name), name, media_type="image/png"
+        png = artifacts.figure_png(figure, name)
+        return self._retrying(
+            "log_figure",
+            lambda: artifacts.log_bytes(self.backend, run_id, png, name, media_type="image/png"),
         )
 
     def list_artifacts(self, run_id: str | None = None) -> list[Artifact]:
@@ -735,7 +764,11 @@ class Tracker:
     ) -> ModelVersion:
         from sqltrack import models
 
-        return models.log_spark_model(self, model, name, self._bulk(run_id), dataset=dataset)
+        rid = self._bulk(run_id)
+        return self._retrying(
+            "log_spark_model",
+            lambda: models.log_spark_model(self, model, name, rid, dataset=dataset),
+        )
 
     def load_spark_model(self, run_id: str, name: str = "model") -> Any:
         from sqltrack import models

@@ -369,3 +369,35 @@ def test_sync_delivers_a_dead_process_journal(store_uri: str, tmp_path: Path) ->
     assert not list(journals.rglob("*.jsonl"))  # delivered journals are removed
     with sqltrack.connect(store_uri) as t:
         assert _steps(t, run_id)[: last + 1] == list(range(last + 1))
+
+
+def test_a_bulk_write_retries_through_a_short_outage(proxied: Any) -> None:
+    import threading
+
+    tracker, proxy = proxied
+    run = tracker.start_run()
+    tracker.flush()
+    proxy.cut()
+    threading.Timer(1.5, proxy.restore).start()  # back while log_text retries
+    artifact = tracker.log_text("hello", "notes.txt")
+    assert tracker.load_artifact(run.info.run_id, "notes.txt") == b"hello"
+    assert artifact.size_bytes == 5
+    tracker.end_run()
+
+
+def test_a_bulk_write_that_gives_up_leaves_nothing_and_nothing_wedged(
+    proxied: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tracker, proxy = proxied
+    monkeypatch.setenv("SQLTRACK_RETRY", "0.5")
+    run = tracker.start_run()
+    tracker.flush()
+    proxy.cut()
+    with pytest.raises(sqltrack.TransientBackendError, match="SQLTRACK_RETRY"):
+        tracker.log_text("x", "a.txt")
+    proxy.restore()
+    assert tracker.list_artifacts(run.info.run_id) == []
+    tracker.end_run()  # the run can still be ended, the tracker goes on
+    assert tracker.get_run(run.info.run_id).info.status == "FINISHED"
+    with tracker.start_run():
+        pass
