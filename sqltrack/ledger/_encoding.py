@@ -109,7 +109,9 @@ def _words(values: Iterable[int] | Iterable[float], code: str) -> bytes:
 
 def metrics_digest(points: Iterable[tuple[str, float, int, int]]) -> tuple[str, dict[str, Any]]:
     """The digest and detail of a metrics entry from its points ``(key, value, step,
-    timestamp in µs)``, in any order."""
+    timestamp in µs)``, in any order. Up to ``KEYS_LISTED`` keys, the detail also holds
+    each key's point count and 8 hex digits of its points' own hash, so that a mismatch
+    names the keys whose points changed."""
     canon = [(k, _NAN if v != v else v, s, t) for k, v, s, t in points]
     bits = array("q")
     bits.frombytes(array("d", (p[1] for p in canon)).tobytes())
@@ -117,25 +119,38 @@ def metrics_digest(points: Iterable[tuple[str, float, int, int]]) -> tuple[str, 
         zip(canon, bits, strict=True), key=lambda pb: (pb[0][0], pb[0][2], pb[0][3], pb[1])
     )
     keys = [p[0].encode() for p, _ in order]
-    key_blob = _words((len(k) for k in keys), "I") + b"".join(keys)
+    words = [
+        _words((p[1] for p, _ in order), "d"),
+        _words((p[2] for p, _ in order), "q"),
+        _words((p[3] for p, _ in order), "q"),
+    ]
     columns = (
-        ("key", key_blob),
-        ("value", _words((p[1] for p, _ in order), "d")),
-        ("step", _words((p[2] for p, _ in order), "q")),
-        ("timestamp", _words((p[3] for p, _ in order), "q")),
+        ("key", _words((len(k) for k in keys), "I") + b"".join(keys)),
+        ("value", words[0]),
+        ("step", words[1]),
+        ("timestamp", words[2]),
     )
     hashes = [(name, hashlib.sha256(blob).hexdigest()) for name, blob in columns]
     h = hashlib.sha256(b"sqltrack-metrics-v1\x00" + str(len(order)).encode())
     for _, column_hash in hashes:
         h.update(b"\x00" + column_hash.encode())
-    counts = Counter(p[0] for p, _ in order)
     detail: dict[str, Any] = {
         "format": "metrics-v1",
         "rows": len(order),
         "columns": [[name, column_hash[:8]] for name, column_hash in hashes],
     }
+    counts = Counter(p[0] for p, _ in order)
     if len(counts) <= KEYS_LISTED:
-        detail["keys"] = dict(sorted(counts.items()))
+        listed: dict[str, list[Any]] = {}
+        start = 0
+        for key in sorted(counts):  # the points are sorted by key: one slice per key
+            end = start + counts[key]
+            part = hashlib.sha256(key.encode())
+            for blob in words:
+                part.update(b"\x00" + blob[start * 8 : end * 8])
+            listed[key] = [counts[key], part.hexdigest()[:8]]
+            start = end
+        detail["keys"] = listed
     else:
         detail["distinct_keys"] = len(counts)
         detail["first_key"], detail["last_key"] = min(counts), max(counts)

@@ -370,10 +370,8 @@ class _Verifier:
         recorded = json.loads(e.detail)
         keys = _entry_keys(recorded)
         if "keys" in recorded and "keys" in found:
-            differ = sorted(
-                k for k in set(recorded["keys"]) | set(found["keys"])
-                if recorded["keys"].get(k) != found["keys"].get(k)
-            )  # fmt: skip
+            mine, theirs = recorded["keys"], found["keys"]
+            differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
             if differ:
                 keys = ", ".join(differ)
         if recorded.get("rows") != found["rows"]:
