@@ -527,3 +527,63 @@ def test_writers_of_different_runs_do_not_wait_for_each_other(pg_uri, tmp_path):
         per_run = {r[0]: r[1] for r in rows}
         # start, 3 metric deliveries, end
         assert all(per_run[r] == 5 for r in run_ids), per_run
+
+
+def test_datasets_models_and_pipelines_are_chained(tracker, spark):
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import StringIndexer, VectorAssembler
+
+    df = spark.createDataFrame(
+        [(34, "Paris", 1.0), (51, "Lyon", 0.0), (29, "Nice", 1.0)], ["age", "city", "label"]
+    )
+    model = Pipeline(
+        stages=[
+            StringIndexer(inputCol="city", outputCol="city_idx"),
+            VectorAssembler(inputCols=["age", "city_idx"], outputCol="features"),
+        ]
+    ).fit(df)
+    with tracker.start_run() as run:
+        tracker.log_dataset(df.limit(2), name="training")
+        tracker.log_dataset(df, name="training", mode="overwrite")  # legitimate: an entry
+        tracker.log_pipeline_stages(model)
+        tracker.log_feature_transformations(model)
+        tracker.log_spark_model(model, dataset="training")
+    report = tracker.verify()
+    assert report.ok, report.mismatches
+    _, ops = tracker.sql(
+        "SELECT table_name, operation, count(*) FROM sqltrack.ledger WHERE scope = ? "
+        "AND table_name IN ('datasets', 'models', 'pipeline_stages', 'feature_transformations') "
+        "GROUP BY table_name, operation ORDER BY table_name, operation",
+        (run.run_id,),
+    )
+    assert [(t, o) for t, o, _ in ops] == [
+        ("datasets", "insert"),
+        ("datasets", "overwrite"),
+        ("feature_transformations", "insert"),
+        ("models", "insert"),
+        ("pipeline_stages", "insert"),
+    ]
+    [training] = tracker.list_datasets(run.run_id)
+    assert training.row_count == 3
+    _sql(tracker, "UPDATE sqltrack.datasets SET row_count = 2 WHERE name = 'training'")
+    _sql(tracker, f"DELETE FROM {training.table_name} WHERE age = 51")  # noqa: S608
+    _sql(
+        tracker,
+        "UPDATE sqltrack.pipeline_stages SET stage_class = 'Tokenizer' WHERE stage_index = 0",
+    )
+    _sql(
+        tracker, "UPDATE sqltrack.model_chunks SET data = ? WHERE chunk_index = 0", (b"\x00" * 16,)
+    )
+    report = tracker.verify()
+    found = {(m.table, m.key) for m in report.mismatches}
+    assert found == {
+        ("datasets", "training"),
+        (training.table_name, "training"),
+        ("pipeline_stages", "0"),
+        ("model_chunks", "model"),
+    }, report.mismatches
+    assert all(m.run_id == run.run_id for m in report.mismatches)
+    [count] = _found(report, "datasets", run.run_id, "training")
+    assert "row_count differs" in count.problem
+    [rows] = _found(report, training.table_name, run.run_id, "training")
+    assert "fingerprint" in rows.problem
