@@ -387,12 +387,16 @@ def test_the_encoding_is_exact_and_pinned():
     assert enc.row_digest("params", row) == (
         "2d520e90971e6f5544515debe9e5254a40215899736c13818a75eb79ff218b3b"
     )
+
+    def metrics(points):
+        return enc.metrics_digest(*(list(c) for c in zip(*points, strict=True)))
+
     points = [("loss", 0.5, 1, 10), ("loss", float("nan"), 0, 10), ("acc", -0.0, 0, 11)]
-    digest, detail = enc.metrics_digest(points)
-    assert digest == enc.metrics_digest(list(reversed(points)))[0]  # order-free
-    assert digest != enc.metrics_digest([("loss", 0.5, 0, 10), ("loss", float("nan"), 1, 10),
-                                         ("acc", -0.0, 0, 11)])[0]  # fmt: skip
-    assert digest != enc.metrics_digest([*points[:2], ("acc", 0.0, 0, 11)])[0]
+    digest, detail = metrics(points)
+    assert digest == metrics(list(reversed(points)))[0]  # order-free
+    swapped = [("loss", 0.5, 0, 10), ("loss", float("nan"), 1, 10), ("acc", -0.0, 0, 11)]
+    assert digest != metrics(swapped)[0]  # the same values at other steps
+    assert digest != metrics([*points[:2], ("acc", 0.0, 0, 11)])[0]  # -0.0 is not 0.0
     assert detail["rows"] == 3 and {k: n for k, (n, _) in detail["keys"].items()} == {
         "acc": 1,
         "loss": 2,

@@ -140,23 +140,26 @@ class Book:
             found = self._metric_ids[run_id] = _new_id()
         return found
 
-    def metrics(self, rows: Iterable[Sequence[Any]]) -> None:
+    def metrics(self, rows: Sequence[Sequence[Any]]) -> None:
         """Record metric rows ``(run_id, key, value, step, timestamp, ledger_entry)``:
         one entry per run, whose digest covers all of that run's points."""
         if not self.enabled:
             return
-        points: dict[tuple[str, int], list[tuple[str, float, int, int]]] = {}
-        stamps: dict[int, tuple[datetime, int]] = {}  # log_metrics shares one timestamp
-        for run_id, key, value, step, ts, entry_id in rows:
-            known = stamps.get(id(ts))
-            if known is None or known[0] is not ts:
-                known = stamps[id(ts)] = (ts, enc.micros(ts))
-            us = known[1]
-            points.setdefault((run_id, entry_id), []).append((key, value, step, us))
-        for (run_id, entry_id), found in points.items():
-            digest, detail = enc.metrics_digest(found)
+        by_entry: dict[int, list[Sequence[Any]]] = {}
+        for row in rows:
+            by_entry.setdefault(row[5], []).append(row)
+        for entry_id, group in by_entry.items():
+            stamps = [r[4] for r in group]
+            first = stamps[0]
+            if all(t is first for t in stamps):  # log_metrics: one timestamp per call
+                micros = [enc.micros(first)] * len(stamps)
+            else:
+                micros = [enc.micros(t) for t in stamps]
+            digest, detail = enc.metrics_digest(
+                [r[1] for r in group], [r[2] for r in group], [r[3] for r in group], micros
+            )
             self._add(
-                run_id,
+                group[0][0],
                 _Entry(entry_id, "metrics", "append", enc.row_key([entry_id]), digest,
                        enc.dumps(detail)),
             )  # fmt: skip

@@ -100,47 +100,53 @@ def row_key(values: Iterable[Any]) -> str:
     return "[" + ",".join(encode_value(v) for v in values) + "]"
 
 
-def _words(values: Iterable[int] | Iterable[float], code: str) -> bytes:
+def _words(values: list[int], code: str) -> bytes:
     arr = array(code, values)
     if not _LITTLE:
         arr.byteswap()
     return arr.tobytes()
 
 
-def metrics_digest(points: Iterable[tuple[str, float, int, int]]) -> tuple[str, dict[str, Any]]:
-    """The digest and detail of a metrics entry from its points ``(key, value, step,
-    timestamp in µs)``, in any order. Up to ``KEYS_LISTED`` keys, the detail also holds
-    each key's point count and 8 hex digits of its points' own hash, so that a mismatch
-    names the keys whose points changed."""
-    canon = [(k, _NAN if v != v else v, s, t) for k, v, s, t in points]
+def metrics_digest(
+    keys: Sequence[str], values: Sequence[float], steps: Sequence[int], stamps: Sequence[int]
+) -> tuple[str, dict[str, Any]]:
+    """The digest and detail of a metrics entry from its points, given by column (key,
+    value, step, timestamp in µs), in any order. Up to ``KEYS_LISTED`` keys, the detail
+    also holds each key's point count and 8 hex digits of its points' own hash, so that a
+    mismatch names the keys whose points changed."""
     bits = array("q")
-    bits.frombytes(array("d", (p[1] for p in canon)).tobytes())
-    order = sorted(
-        zip(canon, bits, strict=True), key=lambda pb: (pb[0][0], pb[0][2], pb[0][3], pb[1])
-    )
-    keys = [p[0].encode() for p, _ in order]
+    bits.frombytes(array("d", [_NAN if v != v else v for v in values]).tobytes())
+    points = sorted(zip(keys, steps, stamps, bits, strict=True))  # tuples compare in C
     words = [
-        _words((p[1] for p, _ in order), "d"),
-        _words((p[2] for p, _ in order), "q"),
-        _words((p[3] for p, _ in order), "q"),
+        _words([p[3] for p in points], "q"),  # the doubles' bits: their IEEE-754 bytes
+        _words([p[1] for p in points], "q"),
+        _words([p[2] for p in points], "q"),
     ]
+    ordered = [p[0] for p in points]
+    joined = "".join(ordered)
+    if joined.isascii():  # the usual case: a key's length is its byte length
+        key_blob = _words([len(k) for k in ordered], "I") + joined.encode()
+    else:
+        encoded = [k.encode() for k in ordered]
+        key_blob = _words([len(k) for k in encoded], "I") + b"".join(encoded)
     columns = (
-        ("key", _words((len(k) for k in keys), "I") + b"".join(keys)),
+        ("key", key_blob),
         ("value", words[0]),
         ("step", words[1]),
         ("timestamp", words[2]),
     )
     hashes = [(name, hashlib.sha256(blob).hexdigest()) for name, blob in columns]
-    h = hashlib.sha256(b"sqltrack-metrics-v1\x00" + str(len(order)).encode())
+    h = hashlib.sha256(b"sqltrack-metrics-v1\x00" + str(len(points)).encode())
     for _, column_hash in hashes:
         h.update(b"\x00" + column_hash.encode())
     detail: dict[str, Any] = {
         "format": "metrics-v1",
-        "rows": len(order),
+        "rows": len(points),
         "columns": [[name, column_hash[:8]] for name, column_hash in hashes],
     }
-    counts = Counter(p[0] for p, _ in order)
-    if len(counts) <= KEYS_LISTED:
+    distinct = set(keys)
+    if len(distinct) <= KEYS_LISTED:
+        counts = Counter(keys)
         listed: dict[str, list[Any]] = {}
         start = 0
         for key in sorted(counts):  # the points are sorted by key: one slice per key
@@ -152,8 +158,8 @@ def metrics_digest(points: Iterable[tuple[str, float, int, int]]) -> tuple[str, 
             start = end
         detail["keys"] = listed
     else:
-        detail["distinct_keys"] = len(counts)
-        detail["first_key"], detail["last_key"] = min(counts), max(counts)
+        detail["distinct_keys"] = len(distinct)
+        detail["first_key"], detail["last_key"] = ordered[0], ordered[-1]
     return h.hexdigest(), detail
 
 

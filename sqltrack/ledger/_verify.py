@@ -353,7 +353,7 @@ class _Verifier:
                     f"does not hold: written {_BEHIND}",
                 )
                 continue
-            digest, detail = enc.metrics_digest(points)
+            digest, detail = enc.metrics_digest(*(list(c) for c in zip(*points, strict=True)))
             if digest != e.digest:
                 self._metrics_changed(run, e, detail)
         for (run, _), e in sorted(self.metric_entries.items()):
