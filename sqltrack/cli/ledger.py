@@ -16,8 +16,8 @@ from sqltrack.cli import command, emit
     "mismatch (table, run, key, what differs); exit 1 when there is one. --digest prints "
     "the store's digest (and records it) for an auditor to keep outside the database; "
     "--against DIGEST proves the history up to that digest unchanged.",
-    "sqltrack verify --uri postgresql://auditor@db/ml --against "
-    "3f5e0c...(the 64 hex digits printed by sqltrack verify --digest)",
+    "sqltrack verify --digest   (later: sqltrack verify --against DIGEST, with the 64 hex "
+    "digits it printed)",
 )
 def _verify(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", metavar="RUN_ID", default=None, help="verify one run only")
@@ -50,27 +50,30 @@ def _run_verify(args: argparse.Namespace) -> int:
             "chains": report.chains,
             "entries": report.entries,
             "rows": report.rows,
-            "digest": taken.digest if taken else report.digest,
+            "digest": taken.digest if taken else None,  # recorded: usable with --against
+            "current_digest": report.digest,
             "mismatches": [
                 {"table": m.table, "run_id": m.run_id, "key": m.key, "problem": m.problem}
                 for m in report.mismatches
             ],
         }
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    elif args.format == "csv":
+        emit(
+            ["table", "run_id", "key", "problem"],
+            [(m.table, m.run_id, m.key, m.problem) for m in report.mismatches],
+            "csv",
+        )
     else:
-        if report.mismatches or args.format == "csv":
-            emit(
-                ["table", "run_id", "key", "problem"],
-                [(m.table, m.run_id, m.key, m.problem) for m in report.mismatches],
-                args.format,
+        for m in report.mismatches:  # the problem is the point: never cut it to a column
+            where = f"run {m.run_id}" if m.run_id else "store"
+            print(f"{m.table}  {where}  {m.key}\n    {m.problem}")
+        print(report.summary())
+        if taken is not None:
+            print(
+                f"digest {taken.digest} (taken {taken.taken_at.isoformat()}, "
+                f"{taken.chains} chains, {taken.entries} entries): keep it outside the store"
             )
-        if args.format == "table":
-            print(report.summary())
-            if taken is not None:
-                print(
-                    f"digest {taken.digest} (taken {taken.taken_at.isoformat()}, "
-                    f"{taken.chains} chains, {taken.entries} entries): keep it outside the store"
-                )
     if args.digest and not report.ok:
         print("sqltrack: no digest taken: the store does not verify", file=sys.stderr)
     return 0 if report.ok else 1

@@ -28,8 +28,9 @@ for new kinds of records, in :mod:`sqltrack.ledger._tables`.
 from __future__ import annotations
 
 from sqltrack.ledger._book import Book, enabled, record
+from sqltrack.ledger._digest import LedgerDigest, take_digest
 from sqltrack.ledger._tables import TABLES, TableSpec, register
-from sqltrack.ledger._verify import LedgerDigest, Mismatch, VerifyReport, take_digest, verify
+from sqltrack.ledger._verify import Mismatch, VerifyReport, verify
 
 __all__ = [
     "TABLES",
