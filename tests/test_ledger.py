@@ -591,3 +591,60 @@ def test_datasets_models_and_pipelines_are_chained(tracker, spark):
     assert "row_count differs" in count.problem
     [rows] = _found(report, training.table_name, run.run_id, "training")
     assert "fingerprint" in rows.problem
+
+
+def test_a_store_from_before_the_ledger_is_adopted(store_uri, capsys):
+    """A store made at migration 0005 by an older sqltrack, then upgraded: its records are
+    unknown to the ledger until `verify --adopt` binds them; then changes to them show."""
+    from sqltrack import schema
+
+    backend = open_backend(store_uri)
+    try:
+        old = [m for m in schema.migrations(backend.capabilities.name) if m.name < "0006"]
+        with backend.transaction() as s:
+            schema._apply_in(backend, s, old)
+            s.execute("INSERT INTO sqltrack.experiments (name, created_by) VALUES ('old', 'bob')")
+            for run_id, status in (("a" * 32, "FINISHED"), ("b" * 32, "RUNNING")):
+                s.execute(
+                    "INSERT INTO sqltrack.runs (run_id, experiment_id, run_name, status, "
+                    "user_name, start_time, end_time) SELECT ?, experiment_id, 'r', ?, 'bob', "
+                    "?, ? FROM sqltrack.experiments",
+                    (run_id, status, T0, T0 if status == "FINISHED" else None),
+                )
+                s.execute("INSERT INTO sqltrack.params VALUES (?, 'lr', '0.1')", (run_id,))
+                s.execute(
+                    "INSERT INTO sqltrack.metrics VALUES (?, 'loss', 0.5, 0, ?)", (run_id, T0)
+                )
+        assert schema.upgrade(backend) == ["0006_ledger.sql"]
+    finally:
+        backend.close()
+    with sqltrack.connect(store_uri) as tracker:
+        before = tracker.verify()
+        assert len(before.mismatches) == 7  # 1 experiment, 2 runs, 2 params, 2 metric keys
+        assert all("not in the ledger" in m.problem for m in before.mismatches)
+        capsys.readouterr()
+        assert main(["verify", "--uri", tracker.uri, "--adopt"]) == 0
+        assert "adopted 7 record(s)" in capsys.readouterr().err
+        report = tracker.verify()
+        assert report.ok and report.adopted == 7, report.mismatches
+        assert main(["verify", "--uri", tracker.uri, "--adopt"]) == 0  # nothing left: a no-op
+        assert "adopted 0 record(s)" in capsys.readouterr().err
+        # adopted history is guarded like recorded history
+        tracker.log_metric("loss", 0.4, step=1, run_id="b" * 32)  # the running run goes on
+        tracker.end_run(run_id="b" * 32)
+        assert tracker.verify().ok
+        _sql(tracker, "UPDATE sqltrack.params SET value = '0.2' WHERE run_id = ?", ("a" * 32,))
+        _sql(
+            tracker,
+            "UPDATE sqltrack.runs SET status = 'RUNNING', end_time = NULL WHERE run_id = ?",
+            ("a" * 32,),
+        )
+        tracker.log_metric("loss", 0.1, step=5, run_id="a" * 32)
+        report = tracker.verify()
+        assert {(m.table, m.key) for m in report.mismatches} == {
+            ("params", "lr"),
+            ("runs", "a" * 32),
+            ("metrics", "entry 4"),  # runs, params and metrics adopted: entries 1-3
+        }, report.mismatches
+        assert "after the run ended" in _found(report, "metrics", "a" * 32)[0].problem
+        assert main(["verify", "--uri", tracker.uri, "--adopt"]) == 1  # chained runs: never adopted

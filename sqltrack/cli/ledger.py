@@ -27,6 +27,13 @@ def _verify(p: argparse.ArgumentParser) -> None:
         help="after verifying, record and print the store's digest (needs write access)",
     )
     p.add_argument(
+        "--adopt",
+        action="store_true",
+        help="first give each run and experiment that has no chain (a store upgraded from "
+        "before the ledger) a chain of 'adopt' entries for its rows as they are (needs write "
+        "access; run it once, after reading what verify lists)",
+    )
+    p.add_argument(
         "--against",
         metavar="DIGEST",
         default=None,
@@ -38,7 +45,13 @@ def _verify(p: argparse.ArgumentParser) -> None:
 def _run_verify(args: argparse.Namespace) -> int:
     from sqltrack.tracking import connect
 
-    with connect(args.uri, read_only=not args.digest) as tracker:
+    with connect(args.uri, read_only=not (args.digest or args.adopt)) as tracker:
+        if args.adopt:
+            from sqltrack import ledger
+
+            tracker.flush()
+            adopted = ledger.adopt(tracker.backend)
+            print(f"adopted {adopted} record(s) written before the ledger", file=sys.stderr)
         report = tracker.verify(args.run, against=args.against)
         taken = tracker.ledger_digest() if args.digest and report.ok else None
     if args.format == "json":
@@ -50,6 +63,7 @@ def _run_verify(args: argparse.Namespace) -> int:
             "chains": report.chains,
             "entries": report.entries,
             "rows": report.rows,
+            "adopted": report.adopted,
             "digest": taken.digest if taken else None,  # recorded: usable with --against
             "current_digest": report.digest,
             "mismatches": [

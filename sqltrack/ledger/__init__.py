@@ -21,12 +21,16 @@ kept outside the database).
   store (a ticket, an e-mail) they prove the history up to them unchanged
   (``verify(against=...)``), even against someone who rewrote the ledger itself.
 
+- **Adoption** (:func:`adopt`) binds the rows of a store made before the ledger existed
+  into the chains, as ``adopt`` entries that ``verify`` counts.
+
 The encoding is in :mod:`sqltrack.ledger._encoding`; the tables covered, and the hook
 for new kinds of records, in :mod:`sqltrack.ledger._tables`.
 """
 
 from __future__ import annotations
 
+from sqltrack.ledger._adopt import adopt
 from sqltrack.ledger._book import Book, enabled, record
 from sqltrack.ledger._digest import LedgerDigest, take_digest
 from sqltrack.ledger._tables import TABLES, TableSpec, register
@@ -39,6 +43,7 @@ __all__ = [
     "Mismatch",
     "TableSpec",
     "VerifyReport",
+    "adopt",
     "enabled",
     "record",
     "register",

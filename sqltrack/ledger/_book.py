@@ -30,7 +30,7 @@ from sqltrack.errors import IntegrityError
 from sqltrack.ledger import _encoding as enc
 from sqltrack.ledger._tables import TableSpec, spec
 
-__all__ = ["LEDGER_COLUMNS", "Book", "enabled", "record"]
+__all__ = ["LEDGER_COLUMNS", "Book", "enabled", "new_entry_id", "record"]
 
 LEDGER_COLUMNS = (
     "scope",
@@ -74,7 +74,8 @@ class _Entry:
     detail: str
 
 
-def _new_id() -> int:
+def new_entry_id() -> int:
+    """A random entry id (62 bits): unique within a chain in practice."""
     return random.getrandbits(62) + 1
 
 
@@ -102,7 +103,7 @@ class Book:
         key = enc.row_key(row[i] for i in table_spec.index(table_spec.key))
         detail = enc.dumps({"columns": [[n, enc.short(e)] for n, e in columns]})
         digest = enc.row_digest(table_spec.table, columns)
-        self._add(scope, _Entry(_new_id(), table_spec.table, operation, key, digest, detail))
+        self._add(scope, _Entry(new_entry_id(), table_spec.table, operation, key, digest, detail))
 
     def values(
         self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], operation: str
@@ -137,10 +138,10 @@ class Book:
             return None
         found = self._metric_ids.get(run_id)
         if found is None:
-            found = self._metric_ids[run_id] = _new_id()
+            found = self._metric_ids[run_id] = new_entry_id()
         return found
 
-    def metrics(self, rows: Sequence[Sequence[Any]]) -> None:
+    def metrics(self, rows: Sequence[Sequence[Any]], operation: str = "append") -> None:
         """Record metric rows ``(run_id, key, value, step, timestamp, ledger_entry)``:
         one entry per run, whose digest covers all of that run's points."""
         if not self.enabled:
@@ -160,7 +161,7 @@ class Book:
             )
             self._add(
                 group[0][0],
-                _Entry(entry_id, "metrics", "append", enc.row_key([entry_id]), digest,
+                _Entry(entry_id, "metrics", operation, enc.row_key([entry_id]), digest,
                        enc.dumps(detail)),
             )  # fmt: skip
 

@@ -27,6 +27,7 @@ from sqltrack.sqltext import Fragment, compose, ident
 __all__ = ["Mismatch", "VerifyReport", "verify"]
 
 _BEHIND = "behind sqltrack's back"
+ENDED_ADOPT = "adopt-ended"  # the row of a run that had ended when it was adopted
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class VerifyReport:
     rows: int  # live rows recomputed
     mismatches: tuple[Mismatch, ...]
     digest: str | None  # the store's digest now (None when one run was verified)
+    adopted: int = 0  # entries that adopted rows written before the ledger existed
 
     @property
     def ok(self) -> bool:
@@ -64,9 +66,10 @@ class VerifyReport:
         what = f"run {self.run_id}" if self.run_id else self.uri
         against = f" against digest {self.against}" if self.against else ""
         verdict = "OK" if self.ok else f"{len(self.mismatches)} MISMATCH(ES)"
+        adopted = f" ({self.adopted} adopted from before the ledger)" if self.adopted else ""
         return (
-            f"{what}{against}: {self.chains} chain(s), {self.entries} ledger entries, "
-            f"{self.rows} rows recomputed: {verdict}"
+            f"{what}{against}: {self.chains} chain(s), {self.entries} ledger entries"
+            f"{adopted}, {self.rows} rows recomputed: {verdict}"
         )
 
 
@@ -129,6 +132,7 @@ class _Verifier:
         self.scopes: set[str] = set()
         self.heads: list[tuple[str, int, str]] = []
         self.entries = 0
+        self.adopted = 0
         self.rows = 0
 
     def miss(self, table: str, scope: str | None, key: str, problem: str) -> None:
@@ -195,6 +199,7 @@ class _Verifier:
         ended: _Stored | None = None
         for e in chain:
             self.entries += 1
+            self.adopted += e.operation.startswith("adopt")
             self.by_seq[(scope, e.seq)] = e.hash
             label = f"entry {e.seq} ({e.table} {_show_key(e.key)})"
             if e.seq != expect:
@@ -225,11 +230,16 @@ class _Verifier:
         self, scope: str, e: _Stored, ended: _Stored | None, first: bool
     ) -> _Stored | None:
         """A run's chain starts with its start; after its end only tags may follow."""
-        if first and (e.table, e.operation) != ("runs", "start"):
+        if first and not (e.table == "runs" and e.operation in ("start", "adopt", ENDED_ADOPT)):
             self.miss(
                 "ledger", scope, f"entry {e.seq}", "the run's chain does not begin with its start"
             )
-        if ended is not None and e.table != "tags":
+        adopting = (
+            ended is not None
+            and ended.operation == ENDED_ADOPT
+            and (e.operation == "adopt" and e.recorded_at == ended.recorded_at)
+        )  # the rows adopted with an ended run, in the same transaction
+        if ended is not None and e.table != "tags" and not adopting:
             what = "ended again" if e.operation == "end" else f"{e.table} recorded"
             self.miss(
                 e.table,
@@ -237,7 +247,7 @@ class _Verifier:
                 _show_key(e.key) if e.table != "metrics" else f"entry {e.seq}",
                 f"{what} after the run ended ({_when(ended)}): the run was reopened",
             )
-        if e.table == "runs" and e.operation == "end" and ended is None:
+        if e.table == "runs" and e.operation in ("end", ENDED_ADOPT) and ended is None:
             return e
         return ended
 
@@ -582,4 +592,5 @@ def verify(backend: Backend, run_id: str | None = None, against: str | None = No
         rows=v.rows,
         mismatches=tuple(v.found),
         digest=digest,
+        adopted=v.adopted,
     )
