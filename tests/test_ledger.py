@@ -402,6 +402,9 @@ def test_the_encoding_is_exact_and_pinned():
         "loss": 2,
     }
     assert digest == "2a071e8a2a34fc28b77490dc4a4b50dd9ca3e812a19f39e5cbcebe73c0d3cd99"
+    assert enc.metrics_digest(["é", "a"], [1.0, 2.0], [0, 0], [1, 1])[0] == (
+        "6b678f6e9082acea553d6579fb7368257186595d5d85d37428cda6785c487a8f"  # UTF-8 byte lengths
+    )
     link = enc.entry_hash(enc.genesis("s"), "s", 1, 7, "params", "insert", '["lr"]', "0" * 64,
                           "{}", 0)  # fmt: skip
     assert link == "8dd8a85e6461b9a586ced767fefff69b3d7c96089cf0f144b758d8774a80e56f"

@@ -147,20 +147,21 @@ class Book:
         if not self.enabled:
             return
         by_entry: dict[int, list[Sequence[Any]]] = {}
-        for row in rows:
-            by_entry.setdefault(row[5], []).append(row)
+        if len({r[5] for r in rows}) == 1:  # the usual batch: one run
+            by_entry[rows[0][5]] = list(rows)
+        else:
+            for row in rows:
+                by_entry.setdefault(row[5], []).append(row)
         for entry_id, group in by_entry.items():
-            stamps = [r[4] for r in group]
+            run_ids, keys, values, steps, stamps, _ = zip(*group, strict=True)
             first = stamps[0]
             if all(t is first for t in stamps):  # log_metrics: one timestamp per call
                 micros = [enc.micros(first)] * len(stamps)
             else:
                 micros = [enc.micros(t) for t in stamps]
-            digest, detail = enc.metrics_digest(
-                [r[1] for r in group], [r[2] for r in group], [r[3] for r in group], micros
-            )
+            digest, detail = enc.metrics_digest(keys, values, steps, micros)
             self._add(
-                group[0][0],
+                run_ids[0],
                 _Entry(entry_id, "metrics", operation, enc.row_key([entry_id]), digest,
                        enc.dumps(detail)),
             )  # fmt: skip

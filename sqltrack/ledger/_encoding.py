@@ -28,9 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
-from array import array
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -50,7 +47,6 @@ __all__ = [
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
 _NAN = float("nan")
-_LITTLE = sys.byteorder == "little"
 KEYS_LISTED = 100  # a metrics entry lists its keys with their counts up to this many
 
 
@@ -100,65 +96,64 @@ def row_key(values: Iterable[Any]) -> str:
     return "[" + ",".join(encode_value(v) for v in values) + "]"
 
 
-def _words(values: list[int], code: str) -> bytes:
-    arr = array(code, values)
-    if not _LITTLE:
-        arr.byteswap()
-    return arr.tobytes()
-
-
 def metrics_digest(
     keys: Sequence[str], values: Sequence[float], steps: Sequence[int], stamps: Sequence[int]
 ) -> tuple[str, dict[str, Any]]:
     """The digest and detail of a metrics entry from its points, given by column (key,
     value, step, timestamp in µs), in any order. Up to ``KEYS_LISTED`` keys, the detail
     also holds each key's point count and 8 hex digits of its points' own hash, so that a
-    mismatch names the keys whose points changed."""
-    bits = array("q")
-    bits.frombytes(array("d", [_NAN if v != v else v for v in values]).tobytes())
-    points = sorted(zip(keys, steps, stamps, bits, strict=True))  # tuples compare in C
-    words = [
-        _words([p[3] for p in points], "q"),  # the doubles' bits: their IEEE-754 bytes
-        _words([p[1] for p in points], "q"),
-        _words([p[2] for p in points], "q"),
-    ]
-    ordered = [p[0] for p in points]
+    mismatch names the keys whose points changed. (numpy sorts and packs; the bytes are
+    the ones the module docstring defines.)"""
+    import numpy as np
+
+    v = np.array(values, dtype=np.float64)
+    nan = np.isnan(v)
+    if nan.any():
+        v[nan] = np.nan  # one NaN: the same bits wherever it came from
+    bits = v.view(np.int64)
+    step = np.array(steps, dtype=np.int64)
+    stamp = np.array(stamps, dtype=np.int64)
+    key = np.array(keys, dtype=str)
+    order = np.lexsort((bits, stamp, step, key))  # by key, step, timestamp, value bits
+    sorted_keys = key[order]
+    ordered: list[str] = sorted_keys.tolist()
     joined = "".join(ordered)
     if joined.isascii():  # the usual case: a key's length is its byte length
-        key_blob = _words([len(k) for k in ordered], "I") + joined.encode()
+        lengths, data = np.char.str_len(sorted_keys), joined.encode()
     else:
         encoded = [k.encode() for k in ordered]
-        key_blob = _words([len(k) for k in encoded], "I") + b"".join(encoded)
+        lengths, data = np.array([len(k) for k in encoded]), b"".join(encoded)
+    words = [a[order].astype("<i8").tobytes() for a in (bits, step, stamp)]
     columns = (
-        ("key", key_blob),
-        ("value", words[0]),
+        ("key", lengths.astype("<u4").tobytes() + data),
+        ("value", words[0]),  # the doubles' bits: their little-endian IEEE-754 bytes
         ("step", words[1]),
         ("timestamp", words[2]),
     )
     hashes = [(name, hashlib.sha256(blob).hexdigest()) for name, blob in columns]
-    h = hashlib.sha256(b"sqltrack-metrics-v1\x00" + str(len(points)).encode())
+    h = hashlib.sha256(b"sqltrack-metrics-v1\x00" + str(len(ordered)).encode())
     for _, column_hash in hashes:
         h.update(b"\x00" + column_hash.encode())
     detail: dict[str, Any] = {
         "format": "metrics-v1",
-        "rows": len(points),
+        "rows": len(ordered),
         "columns": [[name, column_hash[:8]] for name, column_hash in hashes],
     }
-    distinct = set(keys)
-    if len(distinct) <= KEYS_LISTED:
-        counts = Counter(keys)
+    if not ordered:
+        detail["keys"] = {}
+        return h.hexdigest(), detail
+    starts = [0, *(np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1).tolist()]
+    if len(starts) <= KEYS_LISTED:
         listed: dict[str, list[Any]] = {}
-        start = 0
-        for key in sorted(counts):  # the points are sorted by key: one slice per key
-            end = start + counts[key]
-            part = hashlib.sha256(key.encode())
+        for i, start in enumerate(starts):  # one slice of the sorted points per key
+            end = starts[i + 1] if i + 1 < len(starts) else len(ordered)
+            part = hashlib.sha256(ordered[start].encode())
             for blob in words:
                 part.update(b"\x00" + blob[start * 8 : end * 8])
-            listed[key] = [counts[key], part.hexdigest()[:8]]
-            start = end
+            listed[ordered[start]] = [end - start, part.hexdigest()[:8]]
         detail["keys"] = listed
     else:
-        detail["distinct_keys"] = len(distinct)
+        detail["distinct_keys"] = len(starts)
         detail["first_key"], detail["last_key"] = ordered[0], ordered[-1]
     return h.hexdigest(), detail
 
