@@ -107,6 +107,13 @@ SETTINGS: dict[str, Setting] = {
             "Seconds a query of sqltrack sql / Tracker.sql may run before it is cancelled.",
         ),
         Setting(
+            "ledger",
+            "SQLTRACK_LEDGER",
+            "on",
+            "on: every record is bound into the ledger's hash chain; off only to measure its "
+            "cost (sqltrack verify then reports those records as written behind its back).",
+        ),
+        Setting(
             "connect_timeout",
             "SQLTRACK_CONNECT_TIMEOUT",
             "10",

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from sqltrack.audit import Comparison, Lineage
+    from sqltrack.ledger import LedgerDigest, VerifyReport
 
 __all__ = ["Tracker", "connect"]
 
@@ -803,6 +804,27 @@ class Tracker:
         from sqltrack import models
 
         return models.load_spark_model(self, self._reading(_run_id(run_id)), name)
+
+    # -- tamper evidence (sqltrack.ledger) ---------------------------------------
+    def verify(self, run_id: str | None = None, *, against: str | None = None) -> VerifyReport:
+        """Recompute the ledger's hash chains and every record (of one run, or of the
+        store) and report each mismatch; ``against`` a digest kept outside the store
+        (:meth:`ledger_digest`) also proves the history up to it unchanged."""
+        from sqltrack import ledger
+
+        self._read()
+        return ledger.verify(
+            self.backend, None if run_id is None else _run_id(run_id), against=against
+        )
+
+    def ledger_digest(self) -> LedgerDigest:
+        """The store's digest (a hash over every chain's head), recorded in
+        ``sqltrack.ledger_digests``: keep it outside the database to later prove, with
+        ``verify(against=digest)``, that nothing before it was changed."""
+        from sqltrack import ledger
+
+        self._read()
+        return ledger.take_digest(self.backend, _context.user_name())
 
     # -- audit and report (sqltrack.audit, sqltrack.report) ----------------------
     def compare_runs(self, run_ids: Sequence[str]) -> Comparison:
