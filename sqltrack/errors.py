@@ -14,6 +14,7 @@ __all__ = [
     "IntegrityError",
     "InvalidInputError",
     "NotFoundError",
+    "PermissionDeniedError",
     "SchemaOutOfDateError",
     "SqltrackError",
     "StoreBusyError",
@@ -43,6 +44,13 @@ class NotFoundError(SqltrackError, LookupError):
 class ConflictError(SqltrackError):
     """The request contradicts what is stored (a param re-logged with another value,
     logging to a run that is no longer RUNNING, a dataset name taken)."""
+
+    __module__ = "sqltrack"
+
+
+class PermissionDeniedError(SqltrackError):
+    """The database refused the login: a reader writing, or a writer changing a record of
+    an ended run (PostgreSQL privileges and the guards of ``sqltrack db grant``)."""
 
     __module__ = "sqltrack"
 

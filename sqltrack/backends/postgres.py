@@ -21,6 +21,7 @@ from sqltrack.errors import (
     BackendError,
     ConflictError,
     InvalidInputError,
+    PermissionDeniedError,
     TerminalBackendError,
     TransientBackendError,
 )
@@ -34,6 +35,7 @@ CAPABILITIES = Capabilities(
     concurrent_writers=True,
     json_type="JSONB",
     max_identifier_length=63,
+    roles=True,
 )
 _SCHEMA_LOCK_KEY = 0x5C17AC  # pg_advisory_xact_lock key for migrations
 
@@ -43,11 +45,21 @@ def to_pg(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-def _map_error(exc: Exception, where: str) -> BackendError | ConflictError | InvalidInputError:
+def _map_error(
+    exc: Exception, where: str
+) -> BackendError | ConflictError | InvalidInputError | PermissionDeniedError:
     import psycopg
     from psycopg import errors as pgerr
 
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, pgerr.InsufficientPrivilege):
+        # A reader writing, or a guard of migration 0007 (its message names the run).
+        hint = exc.diag.message_hint
+        who = "" if text.startswith("sqltrack: ") else "the database refused this login: "
+        return PermissionDeniedError(
+            f"{where}: {who}{text.removeprefix('sqltrack: ')}"
+            + (f" ({hint})" if hint else "; see `sqltrack db grant --help`")
+        )
     if isinstance(exc, pgerr.UniqueViolation | pgerr.ForeignKeyViolation | pgerr.CheckViolation):
         return ConflictError(f"{where}: {text}")
     if isinstance(exc, pgerr.DataError | pgerr.InvalidTextRepresentation):
