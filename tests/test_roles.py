@@ -532,3 +532,17 @@ def pipeline_model(spark: Any) -> Any:
     return Pipeline(stages=[StringIndexer(inputCol="city", outputCol="city_idx")]).fit(
         _orders(spark)
     )
+
+
+def test_the_roles_benchmark_runs(pg_uri, tmp_path):
+    """benchmarks/roles.py at a tiny size: its rows have figures and anchors (no timing
+    is asserted)."""
+    import argparse
+
+    from benchmarks import roles as bench
+
+    args = argparse.Namespace(size="tiny", backends=("postgres",), pg_dsn=PG_DSN)
+    rows = bench.run(args)
+    assert len(rows) == 3
+    for row in rows:
+        assert row["rate"] > 0 and row["anchor_figure"] > 0 and row["ratio"] > 0, row

@@ -31,9 +31,13 @@ CREATE TABLE sqltrack.role_grants (
 );
 
 -- True when the current role may act as the owner of the table `rel` (superusers too).
+-- (PL/pgSQL, not SQL: its plan is cached, where a SQL function is planned at every call.)
 CREATE FUNCTION sqltrack.acts_as_owner(rel oid) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT pg_has_role(current_user, c.relowner, 'MEMBER') FROM pg_class c WHERE c.oid = rel
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN pg_has_role(current_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = rel),
+                       'MEMBER');
+END
 $$;
 
 -- The login is written by the database, never taken from the client: a value the INSERT
@@ -66,26 +70,28 @@ END
 $$;
 
 -- Rows of a table with a run_id column are added to RUNNING runs only (statement level,
--- over the transition table `added`: one join per batch, not one lookup per metric).
+-- over the transition table `added`: the distinct runs of a batch, then one index lookup
+-- per run, not one per metric point). A run that does not exist is left to the foreign key.
 CREATE FUNCTION sqltrack.require_running_run() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    bad record;
+    rid text;
+    status text;
 BEGIN
     IF sqltrack.acts_as_owner(TG_RELID) THEN
         RETURN NULL;
     END IF;
-    SELECT a.run_id, r.status INTO bad
-    FROM added a JOIN sqltrack.runs r ON r.run_id = a.run_id
-    WHERE r.status <> 'RUNNING' LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION USING
-            ERRCODE = 'insufficient_privilege',
-            MESSAGE = format('sqltrack: run %s is %s, not RUNNING; role %s may not add rows to '
-                             '%I.%I of an ended run', bad.run_id, bad.status, current_user,
-                             TG_TABLE_SCHEMA, TG_TABLE_NAME),
-            HINT = 'log to a running run (start a new run)';
-    END IF;
+    FOR rid IN SELECT DISTINCT a.run_id FROM added a LOOP
+        SELECT r.status INTO status FROM sqltrack.runs r WHERE r.run_id = rid;
+        IF status <> 'RUNNING' THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'insufficient_privilege',
+                MESSAGE = format('sqltrack: run %s is %s, not RUNNING; role %s may not add '
+                                 'rows to %I.%I of an ended run', rid, status, current_user,
+                                 TG_TABLE_SCHEMA, TG_TABLE_NAME),
+                HINT = 'log to a running run (start a new run)';
+        END IF;
+    END LOOP;
     RETURN NULL;
 END
 $$;
@@ -100,9 +106,10 @@ BEGIN
     IF sqltrack.acts_as_owner(TG_RELID) THEN
         RETURN NULL;
     END IF;
-    EXECUTE format('SELECT r.run_id, r.status FROM added a JOIN sqltrack.%I p ON p.%I = a.%I '
-                   'JOIN sqltrack.runs r ON r.run_id = p.run_id '
-                   'WHERE r.status <> ''RUNNING'' LIMIT 1', TG_ARGV[0], TG_ARGV[1], TG_ARGV[1])
+    EXECUTE format('SELECT r.run_id, r.status FROM sqltrack.runs r WHERE r.run_id IN '
+                   '(SELECT p.run_id FROM sqltrack.%I p WHERE p.%I IN '
+                   '(SELECT DISTINCT a.%I FROM added a)) AND r.status <> ''RUNNING'' LIMIT 1',
+                   TG_ARGV[0], TG_ARGV[1], TG_ARGV[1])
         INTO bad;
     IF bad.run_id IS NOT NULL THEN
         RAISE EXCEPTION USING
