@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from benchmarks._common import (
     interleaved_rates,
@@ -39,16 +38,13 @@ from benchmarks._common import (
     result,
 )
 
-LOG_METRIC = "log_metric, one call at a time (each committed)"
-LOG_METRIC_NO_WAIT = LOG_METRIC + "; opt-in synchronous_commit=off"
+LOG_METRIC = "log_metric, one call at a time (journaled; see benchmarks/journal.py)"
 LOG_METRICS = "log_metrics, batches of {batch:,} points"
 SEARCH = "search_runs: metric filter + order, {runs:,} runs x {params} params x {metrics} metrics"
 METRIC_COLUMNS = ("run_id", "key", "value", "step", "timestamp")
 MLFLOW_LOG_METRIC = "MLflow 3 client.log_metric, SQL store"
 MLFLOW_LOG_BATCH = "MLflow 3 client.log_batch, SQL store"
 NO_MLFLOW = "MLflow not measured (not installed, or --no-mlflow)"
-# Opt-in, through the store URI: commits that do not wait for the WAL flush.
-_NO_WAIT_OPTIONS = "-c jit=off -c synchronous_commit=off"
 
 Body = Callable[[int], None]
 
@@ -328,31 +324,24 @@ def _writes_postgres(
 ) -> list[dict[str, Any]]:
     import psycopg
 
-    import sqltrack
-
-    no_wait = sqltrack.connect(uri + "?options=" + quote(_NO_WAIT_OPTIONS))
-    try:
-        with psycopg.connect(uri, autocommit=True) as conn:
-            per = max(size.calls // size.repeats, 1)
-            cases = {
-                "sqltrack": (per, sqltrack_log_metric(tracker)),
-                "no_wait": (per, sqltrack_log_metric(no_wait, run_id, "no_wait")),
-                "insert": (per, pg_insert(conn, run_id)),
-            }
-            if mlflow:
-                cases["mlflow"] = (max(size.mlflow_calls // size.repeats, 1), mlflow[0])
-            one = interleaved_rates(cases, size.repeats)
-            _log(f"postgres log_metric (points/s): {one}")
-            cases = {
-                "sqltrack": (size.batch, sqltrack_log_metrics(tracker)),
-                "copy": (size.batch, pg_copy(conn, run_id)),
-            }
-            if mlflow:
-                cases["mlflow"] = (size.batch, mlflow[1])
-            batched = interleaved_rates(cases, size.batches)
-            _log(f"postgres log_metrics (points/s): {batched}")
-    finally:
-        no_wait.close()
+    with psycopg.connect(uri, autocommit=True) as conn:
+        per = max(size.calls // size.repeats, 1)
+        cases = {
+            "sqltrack": (per, sqltrack_log_metric(tracker)),
+            "insert": (per, pg_insert(conn, run_id)),
+        }
+        if mlflow:
+            cases["mlflow"] = (max(size.mlflow_calls // size.repeats, 1), mlflow[0])
+        one = interleaved_rates(cases, size.repeats)
+        _log(f"postgres log_metric (points/s): {one}")
+        cases = {
+            "sqltrack": (size.batch, sqltrack_log_metrics(tracker)),
+            "copy": (size.batch, pg_copy(conn, run_id)),
+        }
+        if mlflow:
+            cases["mlflow"] = (size.batch, mlflow[1])
+        batched = interleaved_rates(cases, size.batches)
+        _log(f"postgres log_metrics (points/s): {batched}")
     m1, mb = one.get("mlflow"), batched.get("mlflow")
     name = LOG_METRICS.format(batch=size.batch)
     batch_target = {"target": ">= 100,000 points/s", "met": batched["sqltrack"] >= 100_000}
@@ -375,16 +364,6 @@ def _writes_postgres(
             unit="points/s",
             anchor="psycopg single-row INSERT, autocommit",
             anchor_figure=one["insert"],
-        ),
-        result(
-            LOG_METRIC_NO_WAIT,
-            "postgres",
-            rate=one["no_wait"],
-            unit="points/s",
-            anchor=MLFLOW_LOG_METRIC if m1 else "psycopg single-row INSERT, autocommit",
-            anchor_figure=m1 or one["insert"],
-            note="URI ?options=-c synchronous_commit=off: commits return before the WAL "
-            "flush, so a server crash may lose the last moments of points; not the default",
         ),
         result(
             name,

@@ -50,6 +50,7 @@ compare_runs = _fluent._forward("compare_runs")
 create_experiment = _fluent._forward("create_experiment")
 download_artifact = _fluent._forward("download_artifact")
 end_run = _fluent._forward("end_run")
+end_stale_runs = _fluent._forward("end_stale_runs")
 flush = _fluent._forward("flush")
 get_experiment_by_name = _fluent._forward("get_experiment_by_name")
 get_metric_history = _fluent._forward("get_metric_history")
@@ -81,9 +82,11 @@ search_runs = _fluent._forward("search_runs")
 set_experiment = _fluent._forward("set_experiment")
 set_tag = _fluent._forward("set_tag")
 set_tags = _fluent._forward("set_tags")
+stale_runs = _fluent._forward("stale_runs")
 start_run = _fluent._forward("start_run")
 start_timer = _fluent._forward("start_timer")
 stop_and_log_timer = _fluent._forward("stop_and_log_timer")
+sync = _fluent._forward("sync")
 write_report = _fluent._forward("write_report")
 lp = log_param
 lm = log_metric
@@ -118,6 +121,7 @@ __all__ = [
     "create_experiment",
     "download_artifact",
     "end_run",
+    "end_stale_runs",
     "flush",
     "get_experiment_by_name",
     "get_metric_history",
@@ -153,8 +157,10 @@ __all__ = [
     "set_tag",
     "set_tags",
     "set_tracking_uri",
+    "stale_runs",
     "start_run",
     "start_timer",
     "stop_and_log_timer",
+    "sync",
     "write_report",
 ]

@@ -87,6 +87,13 @@ SETTINGS: dict[str, Setting] = {
             "Seconds end_run and close wait for the journal to reach the store.",
         ),
         Setting(
+            "retry",
+            "SQLTRACK_RETRY",
+            "30",
+            "Seconds a bulk write (artifact, dataset, model), a PostgreSQL read or the start "
+            "of a PostgreSQL transaction retries a busy or unreachable store.",
+        ),
+        Setting(
             "lease",
             "SQLTRACK_LEASE",
             "120",

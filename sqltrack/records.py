@@ -289,6 +289,36 @@ def write_once_conflict(w: WriteOnce) -> ConflictError:
     )
 
 
+_PARAM_ROWS = 1000  # rows per INSERT: 3,000 bound values, far below PostgreSQL's 65,535
+
+
+def _insert_params(s: Session, rows: Sequence[tuple[tuple[str, str], str]]) -> None:
+    """Insert new params in (run, key) order. A param another writer inserted meanwhile
+    (after this transaction read the stored ones) is skipped when it holds the same value
+    and a ConflictError naming both values when it does not, never the driver's
+    duplicate-key error; the order keeps concurrent writers from deadlocking."""
+    for start in range(0, len(rows), _PARAM_ROWS):
+        part = rows[start : start + _PARAM_ROWS]
+        inserted = {
+            (r[0], r[1])
+            for r in s.query(
+                compose(
+                    "INSERT INTO sqltrack.params (run_id, key, value) VALUES {rows} "
+                    "ON CONFLICT (run_id, key) DO NOTHING RETURNING run_id, key",
+                    rows=join(", ", [Fragment("(?, ?, ?)")] * len(part)),
+                ),
+                [x for (rid, key), value in part for x in (rid, key, value)],
+            )
+        }
+        raced = [(rk, v) for rk, v in part if rk not in inserted]
+        for (rid, key), value in raced:
+            stored = s.query(
+                "SELECT value FROM sqltrack.params WHERE run_id = ? AND key = ?", (rid, key)
+            )
+            if stored and stored[0][0] != value:
+                raise param_conflict(rid, key, str(stored[0][0]), value)
+
+
 def apply(s: Session, records: Sequence[Record], uri: str) -> list[Rejection]:
     """Write ``records`` in order inside the caller's transaction.
 
@@ -400,11 +430,7 @@ def apply(s: Session, records: Sequence[Record], uri: str) -> list[Rejection]:
             ),
         )
     if params:
-        s.insert_rows(
-            "sqltrack.params",
-            ("run_id", "key", "value"),
-            [(rid, k, v) for (rid, k), v in sorted(params.items())],
-        )
+        _insert_params(s, sorted(params.items()))
     for (rid, key), value in sorted(tags.items()):
         s.execute(
             "INSERT INTO sqltrack.tags (run_id, key, value) VALUES (?, ?, ?) "

@@ -11,10 +11,10 @@ import random
 import time
 import uuid
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqltrack import _context, _values, artifacts, config, records, runs, schema, search
 from sqltrack.backends import Backend, Session, open_backend
@@ -36,10 +36,12 @@ from sqltrack.errors import (
     SqltrackError,
     TransientBackendError,
 )
-from sqltrack.identifiers import validate_key, validate_value
+from sqltrack.identifiers import shown, storable, validate_key, validate_name, validate_value
 from sqltrack.journal import JournalWarning
 from sqltrack.sqltext import Fragment, compose
 from sqltrack.writer import Writer, conflict_on_end
+
+_T = TypeVar("_T")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,9 +82,7 @@ def connect(uri: str | None = None, *, read_only: bool = False) -> Tracker:
 
 
 def _experiment_name(name: object) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidInputError(f"experiment name {name!r} must be a non-empty string")
-    return validate_value(name, "experiment name")
+    return validate_name(name, "experiment name")
 
 
 def _run_id(run_id: object) -> str:
@@ -92,7 +92,7 @@ def _run_id(run_id: object) -> str:
         or not all(c in "0123456789abcdef" for c in run_id)
     ):
         raise InvalidInputError(
-            f"run id {run_id!r} is not a run id (32 lowercase hexadecimal characters)"
+            f"run id {shown(run_id)} is not a run id (32 lowercase hexadecimal characters)"
         )
     return run_id
 
@@ -185,10 +185,11 @@ class Tracker:
         name = _experiment_name(name)
         tag_pairs = [
             (validate_key(k, "tag key"), validate_value(v, f"tag {k!r}"))
-            for k, v in (tags or {}).items()
+            for k, v in _pairs(tags or {}, "tags")
         ]
+        user = storable(_context.user_name())
         with self.backend.transaction() as s:
-            experiment_id = records.ensure_experiment(s, name, _context.user_name(), tag_pairs)
+            experiment_id = records.ensure_experiment(s, name, user, tag_pairs)
         self._experiment_id = self._experiment_ids[name] = experiment_id
         return experiment_id
 
@@ -245,6 +246,8 @@ class Tracker:
                 self._experiment_ids[name] = int(rows[0][0])
             return self._experiment_ids[name]
         if isinstance(experiment, int) and not isinstance(experiment, bool):
+            if not -(2**63) <= experiment < 2**63:
+                raise NotFoundError(f"no experiment with id {shown(experiment)} in {self.uri}")
             with self.backend.session(read_only=True, lock_wait=wait) as s:
                 if not s.query(
                     "SELECT 1 FROM sqltrack.experiments WHERE experiment_id = ?", (experiment,)
@@ -252,10 +255,12 @@ class Tracker:
                     raise NotFoundError(f"no experiment with id {experiment} in {self.uri}")
             return experiment
         if experiment is not None:
-            raise InvalidInputError(f"experiment {experiment!r} must be a name or an id")
+            raise InvalidInputError(f"experiment {shown(experiment)} must be a name or an id")
         if self._experiment_id is None:
             with self.backend.transaction(lock_wait=wait) as s:
-                found = records.ensure_experiment(s, DEFAULT_EXPERIMENT, _context.user_name())
+                found = records.ensure_experiment(
+                    s, DEFAULT_EXPERIMENT, storable(_context.user_name())
+                )
             self._experiment_id = self._experiment_ids[DEFAULT_EXPERIMENT] = found
         return self._experiment_id
 
@@ -300,19 +305,20 @@ class Tracker:
         run_name = validate_value(run_name, "run name")
         tag_pairs = [
             (validate_key(k, "tag key"), validate_value(v, f"tag {k!r}"))
-            for k, v in (tags or {}).items()
+            for k, v in _pairs(tags or {}, "tags")
         ]
         source_name, source_type = _context.source()
         commit = _context.git_commit(source_name)
+        source_name = storable(source_name)  # a script path may hold undecodable bytes
         start = records.RunStart(
             run_id,
             experiment_id,
             experiment_name,
             run_name,
-            _context.user_name(),
+            storable(_context.user_name()),
             datetime.now(timezone.utc),
             parent_run_id,
-            _context.host_name(),
+            storable(_context.host_name()),
             source_name,
             source_type,
             commit,
@@ -416,6 +422,24 @@ class Tracker:
         self._writer.require_running(rid)
         self.flush()
         return rid
+
+    def _retrying(self, what: str, write: Callable[[], _T]) -> _T:
+        """A bulk write (all-or-nothing in one transaction) retried with jittered back-off
+        while the store is busy or unreachable, for at most ``SQLTRACK_RETRY`` seconds."""
+        bound = float(config.get("retry"))
+        deadline = time.monotonic() + bound
+        delay = 0.1
+        while True:
+            try:
+                return write()
+            except TransientBackendError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise type(exc)(
+                        f"{what}: {exc}; retried for {bound:g} s (SQLTRACK_RETRY), nothing "
+                        "was written: call it again when the store is back"
+                    ) from exc
+                time.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, 2.0)
 
     def _reading(self, run_id: str) -> str:
         self._read()
@@ -620,34 +644,43 @@ class Tracker:
         self, local_path: str | Path, name: str | None = None, run_id: str | None = None
     ) -> Artifact:
         run_id = self._bulk(run_id)
-        return artifacts.log_file(self.backend, run_id, Path(local_path), name)
+        return self._retrying(
+            "log_artifact", lambda: artifacts.log_file(self.backend, run_id, Path(local_path), name)
+        )
 
     def log_artifacts(
         self, paths: str | Path | Iterable[str | Path], run_id: str | None = None
     ) -> list[Artifact]:
         run_id = self._bulk(run_id)
-        return artifacts.log_files(self.backend, run_id, paths)
+        return self._retrying(
+            "log_artifacts", lambda: artifacts.log_files(self.backend, run_id, paths)
+        )
 
     def log_text(self, text: str, name: str, run_id: str | None = None) -> Artifact:
         if not isinstance(text, str):
             raise InvalidInputError(f"log_text needs a str, not {type(text).__name__}")
         run_id = self._bulk(run_id)
-        return artifacts.log_bytes(self.backend, run_id, text.encode(), name)
+        data = text.encode()
+        return self._retrying(
+            "log_text", lambda: artifacts.log_bytes(self.backend, run_id, data, name)
+        )
 
     def log_dict(self, obj: Any, name: str, run_id: str | None = None) -> Artifact:
         run_id = self._bulk(run_id)
-        return artifacts.log_bytes(
-            self.backend,
-            run_id,
-            artifacts.dump_json(obj, name),
-            name,
-            media_type="application/json",
+        data = artifacts.dump_json(obj, name)
+        return self._retrying(
+            "log_dict",
+            lambda: artifacts.log_bytes(
+                self.backend, run_id, data, name, media_type="application/json"
+            ),
         )
 
     def log_figure(self, figure: Any, name: str, run_id: str | None = None) -> Artifact:
         run_id = self._bulk(run_id)
-        return artifacts.log_bytes(
-            self.backend, run_id, artifacts.figure_png(figure, name), name, media_type="image/png"
+        png = artifacts.figure_png(figure, name)
+        return self._retrying(
+            "log_figure",
+            lambda: artifacts.log_bytes(self.backend, run_id, png, name, media_type="image/png"),
         )
 
     def list_artifacts(self, run_id: str | None = None) -> list[Artifact]:
@@ -735,7 +768,11 @@ class Tracker:
     ) -> ModelVersion:
         from sqltrack import models
 
-        return models.log_spark_model(self, model, name, self._bulk(run_id), dataset=dataset)
+        rid = self._bulk(run_id)
+        return self._retrying(
+            "log_spark_model",
+            lambda: models.log_spark_model(self, model, name, rid, dataset=dataset),
+        )
 
     def load_spark_model(self, run_id: str, name: str = "model") -> Any:
         from sqltrack import models

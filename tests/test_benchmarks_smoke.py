@@ -18,7 +18,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import __main__ as runner  # noqa: E402
-from benchmarks import tracking  # noqa: E402
+from benchmarks import journal, tracking  # noqa: E402
 
 KEYS = {"benchmark", "backend", "anchor", "anchor_figure", "ratio"}
 
@@ -79,3 +79,13 @@ def test_runner_selects_a_module_prints_a_table_and_writes_json(
 def test_runner_names_the_modules_it_has() -> None:
     with pytest.raises(SystemExit, match="no benchmark module nosuch"):
         runner.run(runner.parse_args(["nosuch"]))
+
+
+def test_journal_benchmark_rows(tmp_path: Path) -> None:
+    args = argparse.Namespace(
+        size="tiny", backends=("duckdb",), mlflow=False, pg_dsn=None, workdir=str(tmp_path)
+    )
+    rows = journal.run(args)
+    assert [r["benchmark"].split(" ")[0] for r in rows] == ["log_metric,", "drain", "resident"]
+    for row in rows:
+        _check_row(row)

@@ -140,15 +140,23 @@ def test_four_writers_and_a_reader_on_one_duckdb_file(tracker: Any, store_uri: s
     time.sleep(seconds / 3)
     reader = _hold_duckdb(_duckdb_path(store_uri), seconds / 3)
     reader.wait(seconds)
-    run_ids = []
+    run_ids, errors = [], []
     for w in writers:
         out, err = w.communicate(timeout=seconds * 3)
         assert w.returncode == 0, err
         run_ids.append(out.strip())
+        errors.append(err)
     with sqltrack.connect(store_uri) as t:
         for run_id in run_ids:
             assert t.get_run(run_id).info.status == "FINISHED"
-            assert _steps(t, run_id) == list(range(seconds * 10))
+            steps = _steps(t, run_id)
+            missing = sorted(set(range(seconds * 10)) - set(steps))
+            _, rejected = t.sql("SELECT * FROM sqltrack.journal_rejections")
+            _, progress = t.sql("SELECT * FROM sqltrack.journal_progress")
+            assert not missing and len(steps) == seconds * 10, (
+                f"run {run_id}: missing steps {missing}, {len(steps)} stored; "
+                f"rejections {rejected}; progress {progress}; writers' stderr {errors}"
+            )
 
 
 _LOGGER = """
@@ -217,7 +225,7 @@ def _all_runs(t: Any) -> list[Any]:
 
 
 def test_a_live_process_is_not_ended_as_stale(tracker: Any, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("SQLTRACK_LEASE", "0.5")
+    monkeypatch.setenv("SQLTRACK_LEASE", "60")  # renewed every 15 s: not during the test
     run = tracker.start_run()
     tracker.flush()
     with tracker.backend.transaction() as s:  # the lease lapses (say, a long outage)
@@ -369,3 +377,35 @@ def test_sync_delivers_a_dead_process_journal(store_uri: str, tmp_path: Path) ->
     assert not list(journals.rglob("*.jsonl"))  # delivered journals are removed
     with sqltrack.connect(store_uri) as t:
         assert _steps(t, run_id)[: last + 1] == list(range(last + 1))
+
+
+def test_a_bulk_write_retries_through_a_short_outage(proxied: Any) -> None:
+    import threading
+
+    tracker, proxy = proxied
+    run = tracker.start_run()
+    tracker.flush()
+    proxy.cut()
+    threading.Timer(1.5, proxy.restore).start()  # back while log_text retries
+    artifact = tracker.log_text("hello", "notes.txt")
+    assert tracker.load_artifact(run.info.run_id, "notes.txt") == b"hello"
+    assert artifact.size_bytes == 5
+    tracker.end_run()
+
+
+def test_a_bulk_write_that_gives_up_leaves_nothing_and_nothing_wedged(
+    proxied: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tracker, proxy = proxied
+    monkeypatch.setenv("SQLTRACK_RETRY", "0.5")
+    run = tracker.start_run()
+    tracker.flush()
+    proxy.cut()
+    with pytest.raises(sqltrack.TransientBackendError, match="SQLTRACK_RETRY"):
+        tracker.log_text("x", "a.txt")
+    proxy.restore()
+    assert tracker.list_artifacts(run.info.run_id) == []
+    tracker.end_run()  # the run can still be ended, the tracker goes on
+    assert tracker.get_run(run.info.run_id).info.status == "FINISHED"
+    with tracker.start_run():
+        pass

@@ -23,7 +23,7 @@ def test_duckdb_uri_forms_and_default(tmp_path, monkeypatch):
     monkeypatch.delenv("SQLTRACK_URI", raising=False)
     with sqltrack.connect() as t:
         t.create_experiment("default-file")
-    assert (tmp_path / "sqltrack.duckdb").exists()
+    assert (tmp_path / "tracking.duckdb").exists()
     with sqltrack.connect("duckdb:///relative.duckdb") as t:
         t.create_experiment("relative")
     assert (tmp_path / "relative.duckdb").exists()
