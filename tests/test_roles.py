@@ -47,7 +47,7 @@ def _as(uri: str, role: str) -> str:
 @pytest.fixture(scope="session")
 def role_names(pg_uri: str) -> Iterator[dict[str, str]]:
     prefix = f"sqltrack_t{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    names = {k: f"{prefix}_{k}" for k in ("reader", "writer", "other")}
+    names = {k: f"{prefix}_{k}" for k in ("reader", "writer", "other", "owner")}
     with _pg_connect(PG_DSN) as conn:
         for name in names.values():
             conn.execute(pgsql.SQL("CREATE ROLE {} LOGIN").format(pgsql.Identifier(name)))
@@ -384,6 +384,44 @@ def _old_staging(writer: Any, spark: Any, run_id: str) -> None:
 
     name = datasets.staging_name(time.time() - datasets.STAGING_MAX_AGE - 60, "0" * 16)
     datasets.engine(writer.backend).prepare(writer.backend, dataclasses.replace(spec, staging=name))
+
+
+def test_an_owner_without_superuser_grants_and_shares_writers_tables(store, spark):
+    """The usual deployment: the store belongs to a plain role (no SUPERUSER, not a member
+    of the writers). A reader granted after a writer logged a dataset still reads it: the
+    publishing transaction gave the owner SELECT WITH GRANT OPTION on the writer's table."""
+    owner = store.names["owner"]
+    _reset_pg(store.owner)
+    database = store.owner.rsplit("/", 1)[1]
+    with _pg_connect(store.owner) as conn:
+        conn.execute(
+            pgsql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+                pgsql.Identifier(database), pgsql.Identifier(owner)
+            )
+        )
+    owner_uri = _as(store.owner, owner)
+    tracker = sqltrack.connect(owner_uri)  # the owner's first use creates the schema
+    tracker.create_experiment("audit")
+    tracker.close()
+    _grant(owner_uri, store.names["writer"], roles.WRITER)
+    run_id, _ = _log_run(store.writer, spark, 3, "by-writer")
+    done = _grant(owner_uri, store.names["reader"], roles.READER)
+    assert (done.owner, done.dataset_tables, done.not_shared) == (owner, 1, ())
+    with _pg_connect(store.reader) as conn:
+        table = conn.execute("SELECT table_name FROM sqltrack.datasets").fetchone()[0]
+        rows = conn.execute(
+            pgsql.SQL("SELECT count(*) FROM {}").format(pgsql.Identifier(*table.split(".")))
+        ).fetchone()[0]
+    assert rows == 3
+    # The owner keeps full rights: its edit of a finished run goes through.
+    with _pg_connect(owner_uri) as conn:
+        changed = conn.execute(
+            "UPDATE sqltrack.params SET value = 'gbt' WHERE run_id = %s AND key = 'model'",
+            (run_id,),
+        ).rowcount
+    assert changed == 1
+    with pytest.raises(sqltrack.PermissionDeniedError, match="owner"):
+        _grant(store.writer, store.names["other"], roles.READER)
 
 
 # -- the hash chain -----------------------------------------------------------------------
