@@ -75,6 +75,11 @@ class RunInfo:
     # The run's state as a person means it: ``status``, except CRASHED for a RUNNING run
     # whose process stopped renewing its lease (``sqltrack.run_liveness``).
     state: str | None = None
+    # The database logins that started and ended it (PostgreSQL's session_user, written by
+    # the database); None on DuckDB, for runs from before migration 0007, and while the
+    # run has not ended (end_db_user). Unlike user_name, a client cannot choose them.
+    db_user: str | None = None
+    end_db_user: str | None = None
 
     def __post_init__(self) -> None:
         if self.state is None:

@@ -20,6 +20,7 @@ __all__ = [
     "IntegrityError",
     "InvalidInputError",
     "NotFoundError",
+    "PermissionDeniedError",
     "SchemaOutOfDateError",
     "SqltrackError",
     "StoreBusyError",
@@ -83,8 +84,17 @@ class TransientBackendError(BackendError):
 
 
 class TerminalBackendError(BackendError):
-    """A failure that a retry will not cure: permissions, an unknown database or role,
+    """A failure that a retry will not cure: permissions (:class:`PermissionDeniedError`),
+    an unknown database or role,
     bad SQL, a read-only transaction, corrupt data, an internal error of the engine."""
+
+    __module__ = "sqltrack"
+
+
+class PermissionDeniedError(TerminalBackendError):
+    """The database refused this login a statement (SQLSTATE 42501): a reader writing, or a
+    writer changing what the guards of migration 0007 protect (a record of an ended run, an
+    append-only record). The message names the run, the table and the role."""
 
     __module__ = "sqltrack"
 

@@ -66,7 +66,8 @@ DEFAULT_EXPERIMENT = "Default"
 _RUN_COLUMNS = Fragment(
     "run_id, experiment_id, run_name, status, user_name, start_time, end_time, "
     "parent_run_id, host_name, source_name, source_type, git_commit, "
-    "(SELECT l.state FROM sqltrack.run_liveness l WHERE l.run_id = runs.run_id) AS state"
+    "(SELECT l.state FROM sqltrack.run_liveness l WHERE l.run_id = runs.run_id) AS state, "
+    "db_user, end_db_user"
 )
 # Seconds start_run waits for a busy DuckDB file before it lets the journal's delivery
 # resolve the run's experiment (the call itself must stay fast while the store is away).

@@ -62,7 +62,7 @@ def pg(pg_uri: str) -> Any:
         ("23503", ConflictError),
         ("23502", TerminalBackendError),  # not-null violation: a bug, not a conflict
         ("42601", TerminalBackendError),  # syntax error
-        ("42501", TerminalBackendError),  # insufficient privilege
+        ("42501", sqltrack.PermissionDeniedError),  # insufficient privilege (terminal)
         ("25006", TerminalBackendError),  # read-only transaction
         ("53400", TerminalBackendError),  # configuration limit exceeded
         ("57014", TerminalBackendError),  # query canceled (statement_timeout)

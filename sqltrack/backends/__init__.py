@@ -29,6 +29,7 @@ class Capabilities:
     concurrent_writers: bool  # several processes may write at once
     json_type: str  # the column type documented for JSON values
     max_identifier_length: int  # longest table name the engine keeps whole
+    roles: bool = False  # logins with privileges the database enforces (sqltrack db grant)
 
 
 class Session(Protocol):

@@ -36,6 +36,7 @@ from sqltrack.backends import Capabilities, ParsedURI
 from sqltrack.errors import (
     ConflictError,
     InvalidInputError,
+    PermissionDeniedError,
     SqltrackError,
     TerminalBackendError,
     TransientBackendError,
@@ -52,6 +53,7 @@ CAPABILITIES = Capabilities(
     concurrent_writers=True,
     json_type="JSONB",
     max_identifier_length=63,
+    roles=True,
 )
 _SCHEMA_LOCK_KEY = 0x5C17AC  # pg_advisory_xact_lock key for migrations
 # The protocol's limit of bind parameters in one statement (a 16-bit count).
@@ -120,6 +122,13 @@ def map_error(exc: BaseException, where: str) -> SqltrackError:
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
             return TransientBackendError(f"PostgreSQL connection to {where} failed: {text}")
         return TerminalBackendError(f"PostgreSQL error at {where}: {text}")
+    if state == "42501":  # insufficient_privilege: a reader writing, or a guard of 0007
+        if text.startswith("sqltrack: "):  # a guard's message names the run and the fix
+            return PermissionDeniedError(f"{where}: {text.removeprefix('sqltrack: ')}{tag}")
+        return PermissionDeniedError(
+            f"{where}: the database refused this login: {text}{tag}; see "
+            "`sqltrack db grant --help` for what readers and writers may do"
+        )
     if state in _CONFLICT_STATES:
         return ConflictError(f"{where}: {text}{tag}")
     if state.startswith("22"):
