@@ -93,6 +93,13 @@ SETTINGS: dict[str, Setting] = {
             "Seconds a run's heartbeat stays valid; a RUNNING run past it shows as CRASHED.",
         ),
         Setting(
+            "bulk_retry",
+            "SQLTRACK_BULK_RETRY",
+            "60",
+            "Seconds a dataset write keeps retrying an unreachable or busy store (with "
+            "back-off) before it gives up.",
+        ),
+        Setting(
             "connect_timeout",
             "SQLTRACK_CONNECT_TIMEOUT",
             "10",
