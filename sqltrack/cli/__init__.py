@@ -126,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Settings: --uri, else SQLTRACK_URI, else duckdb:///tracking.duckdb. "
         'Example: sqltrack runs --experiment demo --filter "metrics.r2 > 0.5"',
     )
+    from sqltrack import __version__
+
+    parser.add_argument(
+        "--version", action="version", version=f"sqltrack {__version__}", help="print the version"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for cmd in sorted(COMMANDS.values(), key=lambda c: c.name):
         p = sub.add_parser(

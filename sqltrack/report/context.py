@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -23,6 +22,7 @@ from markupsafe import Markup
 from sqltrack.entities import Experiment, RunInfo
 from sqltrack.report import svg
 from sqltrack.report._data import ExperimentData
+from sqltrack.report.ranking import lower_is_better, rank_metrics
 
 __all__ = [
     "ArtifactView",
@@ -37,6 +37,7 @@ __all__ = [
     "RunRow",
     "build_experiment_page",
     "build_run_page",
+    "lower_is_better",
 ]
 
 MAX_PARAM_COLUMNS = 12  # params shown in the runs table (those that vary first)
@@ -45,28 +46,6 @@ MAX_COMPARED_RUNS = 10  # runs drawn in the side-by-side and history charts
 MAX_HYPER_CHARTS = 6  # metric-against-hyperparameter charts
 MAX_HISTORY_CHARTS = 6  # metric history charts on the experiment page
 MAX_COMPARED_METRICS = 10  # axes of the side-by-side chart
-_LOWER_WORDS = frozenset(
-    "loss logloss error err errors rmse mse mae mape time duration seconds fdr fnr fpr".split()
-)  # a metric named with one of these words is better when lower
-_TIMING_WORDS = frozenset(("time", "duration", "seconds"))
-_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
-
-
-def _words(name: str) -> set[str]:
-    """``areaUnderROC`` -> {area, under, roc}; ``val_loss`` -> {val, loss}."""
-    return {w.lower() for w in _WORD.findall(name)}
-
-
-def lower_is_better(metric: str) -> bool:
-    return bool(_words(metric) & _LOWER_WORDS)
-
-
-def _is_timing(metric: str) -> bool:
-    return bool(_words(metric) & _TIMING_WORDS)
-
-
-# Well-known quality metrics, preferred (in this order) as the default primary metric.
-_PREFERRED = ("r2", "areaunderroc", "auc", "roc_auc", "accuracy", "f1", "areaunderpr", "rmse")
 
 
 @dataclass(frozen=True)
@@ -289,19 +268,7 @@ def _choose_params(data: ExperimentData) -> tuple[list[str], list[str]]:
 
 
 def _choose_metrics(data: ExperimentData) -> list[str]:
-    counts: dict[str, int] = {}
-    for m in data.metrics.values():
-        for k in m:
-            counts[k] = counts.get(k, 0) + 1
-
-    def rank(k: str) -> tuple[bool, int, int, bool, str]:
-        # timings last; then the most logged first; among equals well-known quality
-        # metrics, then scores (higher is better) before losses, then by name
-        known = k.lower()
-        preferred = _PREFERRED.index(known) if known in _PREFERRED else len(_PREFERRED)
-        return (_is_timing(k), -counts[k], preferred, lower_is_better(k), k)
-
-    return sorted(counts, key=rank)
+    return rank_metrics(data.metrics.values())
 
 
 def run_href(run_id: str) -> str:
