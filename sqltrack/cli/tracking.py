@@ -45,8 +45,10 @@ def _run_experiments(args: argparse.Namespace) -> None:
 @command(
     "runs",
     "Search runs with MLflow's filter grammar; params, latest metrics and tags as columns.",
-    "sqltrack runs --experiment demo --filter \"metrics.r2 > 0.5 and params.model = 'rf'\" "
-    '--order-by "metrics.r2 DESC"',
+    "sqltrack runs --experiment supply-chain-late-delivery "
+    "--filter \"params.Stage3 = 'RandomForestClassifier' and metrics.areaUnderROC > 0.5\" "
+    '--order-by "metrics.areaUnderROC DESC" --columns run_name,metrics.areaUnderROC,'
+    "params.RandomForestClassificationModel.numTrees",
 )
 def _runs(p: argparse.ArgumentParser) -> None:
     p.add_argument(

@@ -157,7 +157,7 @@ def _axis_labels(
     mid_x = (_LEFT + plot_right) / 2
     mid_y = (_TOP + HEIGHT - _BOTTOM) / 2
     out.append(
-        f'<text class="axis-label" x="{mid_x:.1f}" y="{HEIGHT - (3 if low else 10)}" '
+        f'<text class="axis-label" x="{mid_x:.1f}" y="{HEIGHT - (5 if low else 10)}" '
         'text-anchor="middle">'
         f"{escape(x_label)}</text>"
     )
@@ -262,9 +262,15 @@ def scatter(points: Sequence[Point], x_label: str, y_label: str, title: str) -> 
         labels, stagger = category_labels(cats, band)
         for i, c in enumerate(cats):
             y = bottom + (31 if stagger and i % 2 else 15)
+            x, anchor = where[c], "middle"
+            half = len(labels[c]) * _CHAR_PX / 2
+            if x + half > WIDTH - 4:  # keep the label inside the chart
+                x, anchor = WIDTH - 4, "end"
+            elif x - half < 4:
+                x, anchor = 4, "start"
             out.append(
-                f'<text class="tick category" x="{where[c]:.1f}" y="{y}" '
-                f'text-anchor="middle">{escape(labels[c])}<title>{escape(c)}</title></text>'
+                f'<text class="tick category" x="{x:.1f}" y="{y}" text-anchor="{anchor}">'
+                f"{escape(labels[c])}<title>{escape(c)}</title></text>"
             )
 
         def px(p: Point) -> float:

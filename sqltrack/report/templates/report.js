@@ -228,8 +228,15 @@
     if (c.closest("[hidden]")) { return; }
     var box = c.getBBox ? c.getBBox() : {width: 1, height: 1};
     if (c.querySelectorAll(".mark").length === 0 || box.width === 0 || box.height === 0) { empty += 1; }
-    var texts = c.querySelectorAll("text.category, text.axis-label");
+    var texts = c.querySelectorAll("text.category:not([transform]), text.axis-label:not([transform])");
     var labels = Array.prototype.map.call(texts, function (t) { return t.getBBox(); });
+    var view = c.viewBox.baseVal;
+    labels.forEach(function (b, i) {  /* a label cut by the chart's edge counts too */
+      if (b.x < 0 || b.y < 0 || b.x + b.width > view.width || b.y + b.height > view.height) {
+        overlapping += 1;
+        clashes.push(texts[i].firstChild.nodeValue + " / the chart's edge");
+      }
+    });
     for (var i = 0; i < labels.length; i += 1) {
       for (var j = i + 1; j < labels.length; j += 1) {
         if (overlaps(labels[i], labels[j])) {
