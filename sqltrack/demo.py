@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import warnings
@@ -336,21 +338,40 @@ def _spark_session(quiet: bool = False) -> Any:
 
 @contextmanager
 def _quiet_python() -> Iterator[None]:
-    """Only sqltrack's lines: pyspark's and py4j's Python warnings and log records (py4j
-    logs every broken call when Ctrl-C stops Spark) are dropped; sqltrack's own warnings
-    still show."""
+    """Only sqltrack's lines: Python warnings (pyspark's) and log records (py4j logs every
+    call that Ctrl-C breaks, on the root logger) are dropped while the demo runs;
+    sqltrack's own warnings still show (sqltrack does not log)."""
     from sqltrack.journal import JournalWarning
 
-    py4j = logging.getLogger("py4j")
-    level = py4j.level
-    py4j.setLevel(logging.CRITICAL + 1)
+    disabled = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             warnings.simplefilter("default", JournalWarning)
             yield
     finally:
-        py4j.setLevel(level)
+        logging.disable(disabled)
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt and nothing else. pyspark's own SIGINT handler
+    calls Spark (cancelAllJobs) from inside the handler, which breaks the py4j call the
+    main thread is in the middle of ("reentrant call") and can leave it waiting; the demo
+    cancels its jobs afterwards, from ordinary code."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _query(tracker: Tracker, result: DemoResult, name: str, param: str) -> QueryResult:
@@ -445,17 +466,21 @@ def _run_demo(
         spark = _spark_session(quiet)
     cached: list[Any] = []
     try:
-        fitted = _scenario(tracker, spark, rows, result, say, cached)
-        _answers(tracker, spark, result, fitted, say, out)
+        with _interruptible() if own_spark else _nothing():
+            fitted = _scenario(tracker, spark, rows, result, say, cached)
+            _answers(tracker, spark, result, fitted, say, out)
     except BaseException:
         # Ctrl-C (or an error): the runs in progress already ended (KILLED or FAILED) as
         # their blocks exited; release Spark without letting a broken py4j call (Ctrl-C
         # interrupts it) replace the original exception.
-        for release in (tracker.close, lambda: _release(spark if own_spark else None, cached)):
-            try:
-                release()
-            except Exception:
-                pass
+        try:
+            _release(spark if own_spark else None, cached, interrupted=True)
+        except Exception:
+            pass
+        try:
+            tracker.close()
+        except Exception:
+            pass
         raise
     tracker.close()
     _release(spark if own_spark else None, cached)
@@ -464,7 +489,14 @@ def _run_demo(
     return result
 
 
-def _release(spark: Any, cached: list[Any]) -> None:
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _release(spark: Any, cached: list[Any], interrupted: bool = False) -> None:
+    if spark is not None and interrupted:
+        spark.sparkContext.cancelAllJobs()
     for df in cached:
         df.unpersist()
     if spark is not None:
