@@ -338,6 +338,9 @@ def test_report_in_headless_chromium(tracker, demo, tmp_path):
         check=False,
     )
     assert shot.is_file() and shot.stat().st_size > 10_000, result.stderr[-2000:]
+    artifacts = Path(__file__).resolve().parent / "artifacts"  # git-ignored
+    artifacts.mkdir(exist_ok=True)
+    shutil.copy(shot, artifacts / f"report-{tracker.backend.capabilities.name}.png")
     run_page = index.parent / "runs" / f"{demo.runs['rf-100']}.html"
     for page, charts in ((index, 3), (run_page, 1)):
         root = rendered_dom(flags, page, tmp_path / f"profile-{page.stem}")
@@ -347,6 +350,7 @@ def test_report_in_headless_chromium(tracker, demo, tmp_path):
         assert "data-js-error" not in root.attrs, root.attrs.get("data-js-error")
         assert int(root.attrs["data-chart-count"]) == charts, page.name
         assert root.attrs["data-empty-charts"] == "0", page.name
+        assert root.attrs["data-overlapping-labels"] == "0", root.attrs.get("data-overlaps")
 
 
 def rendered_dom(flags: list[str], page: Path | str, profile: Path) -> Node:
