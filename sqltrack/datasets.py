@@ -647,8 +647,11 @@ def ensure_registered(spark: Any) -> None:
             f"no Spark data source is installed for sqltrack (entry point group "
             f"{ENTRY_POINT_GROUP!r}); reinstall sqltrack (pip install sqltrack)"
         )
-    for ep in found:
-        ep.load()(spark)
+    from sqltrack._workers import datasource_interpreter
+
+    with datasource_interpreter(spark):  # workers that can import it, or one clear error
+        for ep in found:
+            ep.load()(spark)
     try:
         _REGISTERED.add(spark)
     except TypeError:
