@@ -658,8 +658,14 @@ class Tracker:
     def log_text(self, text: str, name: str, run_id: str | None = None) -> Artifact:
         if not isinstance(text, str):
             raise InvalidInputError(f"log_text needs a str, not {type(text).__name__}")
+        try:
+            data = text.encode()
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(
+                f"log_text({name!r}): the text has a lone surrogate at position {exc.start}, "
+                "which is not UTF-8; decode bytes with errors='replace' first"
+            ) from None
         run_id = self._bulk(run_id)
-        data = text.encode()
         return self._retrying(
             "log_text", lambda: artifacts.log_bytes(self.backend, run_id, data, name)
         )

@@ -131,6 +131,15 @@ def test_unstorable_text_is_refused_at_the_call_naming_the_field(tracker: Any, b
     assert tracker.get_run(run.info.run_id).info.status == "FINISHED"
 
 
+def test_log_text_with_a_lone_surrogate_is_invalid_input(tracker: Any) -> None:
+    tracker.start_run()
+    with pytest.raises(InvalidInputError, match=r"log_text\('notes.txt'\).*lone surrogate"):
+        tracker.log_text("x\ud800", "notes.txt")  # UnicodeEncodeError on main
+    tracker.log_text("x\x00", "notes.txt")  # NUL is fine in an artifact's bytes
+    assert tracker.load_artifact(tracker.active_run().info.run_id, "notes.txt") == b"x\x00"
+    tracker.end_run()
+
+
 def test_a_script_path_with_undecodable_bytes_still_records_its_run(
     store_uri: str, tmp_path: Path
 ) -> None:
