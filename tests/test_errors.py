@@ -258,3 +258,22 @@ def test_the_readme_documents_every_error_class() -> None:
         if name not in ("SqltrackError", "BackendError"):  # the root and an abstract parent
             assert f"| `{name}`" in table, name
     assert "`sqltrack.SqltrackError`" in table
+
+
+def test_wrong_typed_arguments_are_invalid_input(tracker: Any, tmp_path: Path) -> None:
+    # TypeError from Path(), len() or iter() on main.
+    tracker.start_run()
+    calls = [
+        lambda: tracker.log_artifact(None),
+        lambda: tracker.log_artifacts(5),
+        lambda: tracker.log_artifacts([tmp_path, None]),
+        lambda: tracker.log_metric_history("k", None),
+        lambda: tracker.log_metric_history("k", [1.0], steps=5),
+        lambda: tracker.search_runs(experiment_names=5),
+        lambda: tracker.sql("SELECT ?", 5),
+        lambda: tracker.write_report(None),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidInputError):
+            call()
+    tracker.end_run()
