@@ -39,6 +39,7 @@ from sqltrack.errors import (
     NotFoundError,
     StoreBusyError,
     TerminalBackendError,
+    TransientBackendError,
 )
 from sqltrack.identifiers import quote_literal
 
@@ -63,6 +64,9 @@ def _map_error(exc: Exception, where: str) -> BackendError | ConflictError | Inv
         return ConflictError(f"{where}: {text}")
     if isinstance(exc, duckdb.ConversionException | duckdb.InvalidInputException):
         return InvalidInputError(f"{where}: {text}")
+    if isinstance(exc, duckdb.FatalException) or "invalidated" in text:
+        # DuckDB closed this database instance after a fatal error: reopening cures it.
+        return TransientBackendError(f"DuckDB error in {where}: {text}")
     return TerminalBackendError(f"DuckDB error in {where}: {text}")
 
 
