@@ -95,10 +95,14 @@ def test_keys_ending_in_a_newline_are_refused(tracker: Any) -> None:
 
 
 def test_identifiers_ending_in_a_newline_are_refused() -> None:
+    from sqltrack.datasets import validate_name
+
     with pytest.raises(InvalidInputError, match="not a plain SQL name"):
         quote_ident("training\n")
     with pytest.raises(InvalidInputError):
         validate_key("a\n")
+    with pytest.raises(InvalidInputError, match="dataset name"):
+        validate_name("training\n")  # a dataset "training\n" was stored on main
 
 
 # -- text that no store can hold -------------------------------------------------------
