@@ -7,6 +7,7 @@ the Tracker delegates to them.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import uuid
@@ -122,6 +123,22 @@ def _pairs(
         if len(p) != 2:
             raise InvalidInputError(f"{what}: {p!r} is not a (key, value) pair")
     return pairs
+
+
+def _path(value: object, what: str) -> Path:
+    """A file or folder argument as a Path (str or os.PathLike), else InvalidInputError."""
+    if isinstance(value, str | os.PathLike):
+        try:
+            return Path(value)
+        except TypeError:
+            pass
+    raise InvalidInputError(f"{what} {shown(value)} must be a path (str or pathlib.Path)")
+
+
+def _sequence(value: object, what: str) -> Sequence[Any]:
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise InvalidInputError(f"{what} {shown(value)} must be a list or a tuple")
+    return value
 
 
 class Tracker:
@@ -538,6 +555,9 @@ class Tracker:
     ) -> None:
         """Log a whole series of one metric (step i by default) in one bulk insert."""
         key = validate_key(key, "metric key")
+        values = _sequence(values, f"metric {key!r}: values")
+        if steps is not None:
+            steps = _sequence(steps, f"metric {key!r}: steps")
         run_id = self._current(run_id)
         if steps is not None and len(steps) != len(values):
             raise InvalidInputError(f"metric {key!r}: {len(values)} values but {len(steps)} steps")
@@ -663,6 +683,7 @@ class Tracker:
         ``params``; return ``(column names, rows)``, an Arrow table (``output="arrow"``)
         or a pandas DataFrame (``output="pandas"``). Anything but one SELECT is refused
         (see :mod:`sqltrack.readsql`); every record logged before the call is visible."""
+        params = _sequence(params, "sql parameters")
         self._read()
         return readsql.run(self.backend, query, params, output=output)
 
@@ -670,14 +691,21 @@ class Tracker:
     def log_artifact(
         self, local_path: str | Path, name: str | None = None, run_id: str | None = None
     ) -> Artifact:
+        path = _path(local_path, "log_artifact: local_path")
         run_id = self._bulk(run_id)
         return self._retrying(
-            "log_artifact", lambda: artifacts.log_file(self.backend, run_id, Path(local_path), name)
+            "log_artifact", lambda: artifacts.log_file(self.backend, run_id, path, name)
         )
 
     def log_artifacts(
         self, paths: str | Path | Iterable[str | Path], run_id: str | None = None
     ) -> list[Artifact]:
+        if not isinstance(paths, str | os.PathLike):
+            if not isinstance(paths, Iterable):
+                raise InvalidInputError(
+                    f"log_artifacts: {shown(paths)} must be a folder or a list of paths"
+                )
+            paths = [_path(p, "log_artifacts: path") for p in paths]
         run_id = self._bulk(run_id)
         return self._retrying(
             "log_artifacts", lambda: artifacts.log_files(self.backend, run_id, paths)
@@ -686,8 +714,14 @@ class Tracker:
     def log_text(self, text: str, name: str, run_id: str | None = None) -> Artifact:
         if not isinstance(text, str):
             raise InvalidInputError(f"log_text needs a str, not {type(text).__name__}")
+        try:
+            data = text.encode()
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(
+                f"log_text({name!r}): the text has a lone surrogate at position {exc.start}, "
+                "which is not UTF-8; decode bytes with errors='replace' first"
+            ) from None
         run_id = self._bulk(run_id)
-        data = text.encode()
         return self._retrying(
             "log_text", lambda: artifacts.log_bytes(self.backend, run_id, data, name)
         )
@@ -854,5 +888,6 @@ class Tracker:
         """Write the self-contained HTML report into ``out_dir``; return its ``index.html``."""
         from sqltrack import report
 
+        folder = _path(out_dir, "write_report: out_dir")
         self._read()
-        return report.write_report(self, out_dir, experiment, metric=metric, progress=progress)
+        return report.write_report(self, folder, experiment, metric=metric, progress=progress)
