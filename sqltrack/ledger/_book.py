@@ -165,15 +165,18 @@ class Book:
             keys: list[str] = []
             values: list[float] = []
             steps: list[int] = []
-            stamps: list[datetime] = []
+            stamps: list[int] = []
             for rows in pending.chunks:
                 k, v, st, ts = zip(*rows, strict=True)
                 keys += k
                 values += v
                 steps += st
-                stamps += ts
-            known = {t: enc.micros(t) for t in set(stamps)}  # log_metrics: one per call
-            digest, detail = enc.metrics_digest(keys, values, steps, [known[t] for t in stamps])
+                first = ts[0]  # log_metrics: one timestamp per call (== is cheap, hash is not)
+                if all(t == first for t in ts):
+                    stamps += [enc.micros(first)] * len(ts)
+                else:
+                    stamps += [enc.micros(t) for t in ts]
+            digest, detail = enc.metrics_digest(keys, values, steps, stamps)
             self._add(
                 run_id,
                 _Entry(pending.base, "metrics", operation, enc.row_key([pending.base]), digest,
