@@ -57,7 +57,7 @@ RUN_COLUMNS = (
 )
 _EXPERIMENT_TAG_COLUMNS = ("experiment_id", "key", "value")
 _PAIR_COLUMNS = ("run_id", "key", "value")  # params and tags
-METRIC_COLUMNS = ("run_id", "key", "value", "step", "timestamp", "ledger_point")
+METRIC_COLUMNS = ("run_id", "key", "value", "step", "timestamp", "ledger_entry")
 # The Python types guaranteed here (str, str, float, int, aware datetime, int or None),
 # so PostgreSQL can take a binary COPY.
 METRIC_TYPES = ("text", "text", "float8", "int8", "timestamptz", "int8")

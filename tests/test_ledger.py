@@ -78,7 +78,7 @@ def test_a_clean_store_verifies(tracker):
         "runs",
         "tags",
     ]
-    _, nulls = tracker.sql("SELECT count(*) FROM sqltrack.metrics WHERE ledger_point IS NULL")
+    _, nulls = tracker.sql("SELECT count(*) FROM sqltrack.metrics WHERE ledger_entry IS NULL")
     assert nulls == [(0,)]
     with pytest.raises(sqltrack.NotFoundError):
         tracker.verify("0" * 32)
@@ -171,13 +171,13 @@ def test_reordered_metric_points_are_reported(tracker):
     assert tracker.verify().ok
     # swap the ledger's numbering of the two loss points: the order is part of the record
     _, [(low, high)] = tracker.sql(
-        "SELECT min(ledger_point), max(ledger_point) FROM sqltrack.metrics "
+        "SELECT min(ledger_entry), max(ledger_entry) FROM sqltrack.metrics "
         "WHERE run_id = ? AND key = 'loss'",
         (run.run_id,),
     )
     _sql(
         tracker,
-        "UPDATE sqltrack.metrics SET ledger_point = ? + ? - ledger_point "
+        "UPDATE sqltrack.metrics SET ledger_entry = ? + ? - ledger_entry "
         "WHERE run_id = ? AND key = 'loss'",
         (low, high, run.run_id),
     )
@@ -186,7 +186,7 @@ def test_reordered_metric_points_are_reported(tracker):
     assert "value, step differ" in hit.problem  # the rows changed places
     _sql(
         tracker,
-        "UPDATE sqltrack.metrics SET ledger_point = ? + ? - ledger_point "
+        "UPDATE sqltrack.metrics SET ledger_entry = ? + ? - ledger_entry "
         "WHERE run_id = ? AND key = 'loss'",
         (low, high, run.run_id),
     )
@@ -425,7 +425,11 @@ def test_the_encoding_is_exact_and_pinned():
         "acc": 1,
         "loss": 2,
     }
-    assert digest == "b33d3d60e2296445b08dcff329ec2ce62bd88d1bfe73fb52b3f06c4591e4822c"
+    assert digest == "c85804b547ff5cb90f642263d21cc1881588f2b2a00fb6f31e461f01d7851249"
+    # format 1 (the first entries, points sorted) still verifies
+    assert enc.metrics_digest(*(list(c) for c in zip(*points, strict=True)), version=1)[0] == (
+        "2a071e8a2a34fc28b77490dc4a4b50dd9ca3e812a19f39e5cbcebe73c0d3cd99"
+    )
     # ... and it is exactly what docs/schema.md describes
     keys = [k.encode() for k, *_ in points]
     blobs = [
@@ -434,12 +438,12 @@ def test_the_encoding_is_exact_and_pinned():
         b"".join(struct.pack("<q", s) for _, _, s, _ in points),
         b"".join(struct.pack("<q", t) for *_, t in points),
     ]
-    spelled = hashlib.sha256(b"sqltrack-metrics-v1\x00" + b"3")
+    spelled = hashlib.sha256(b"sqltrack-metrics-v2\x00" + b"3")
     for blob in blobs:
         spelled.update(b"\x00" + hashlib.sha256(blob).hexdigest().encode())
     assert spelled.hexdigest() == digest
     assert enc.metrics_digest(["é", "a"], [1.0, 2.0], [0, 0], [1, 1])[0] == (
-        "61d6433dbc79659aee9485c915f07ea897d5581f9ede42f70f3a65cfe005e4f8"  # UTF-8 byte lengths
+        "54ce0af205e26256305a38f934f014087f31c3f1049410ebb35bc3093ceedf85"  # UTF-8 byte lengths
     )
     link = enc.entry_hash(enc.genesis("s"), "s", 1, 7, "params", "insert", '["lr"]', "0" * 64,
                           "{}", 0)  # fmt: skip

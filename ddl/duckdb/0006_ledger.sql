@@ -44,6 +44,6 @@ CREATE TABLE sqltrack.ledger_digest_heads (
     PRIMARY KEY (digest, scope)
 );
 
--- Metric points have no natural key: each carries the entry_id of the ledger entry (in
--- its run's chain) that recorded it plus its position in that entry. NULL: not recorded.
-ALTER TABLE sqltrack.metrics ADD COLUMN ledger_point BIGINT;
+-- Metric points have no natural key: each carries the id of the ledger entry (in its
+-- run's chain) that recorded it. NULL: not recorded by the ledger.
+ALTER TABLE sqltrack.metrics ADD COLUMN ledger_entry BIGINT;

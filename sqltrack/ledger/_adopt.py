@@ -5,7 +5,7 @@ that no chain vouches for, and ``verify`` lists each of their rows as written be
 sqltrack's back. :func:`adopt` gives, in one transaction, each run and experiment that has
 no chain yet a chain of ``adopt`` entries for its rows as they are (the run's row first,
 as ``adopt-ended`` when the run had ended; metric points in one entry per run, numbered
-in ``ledger_point``), so that from then on any change to them is detected. Rows added to
+in ``ledger_entry``), so that from then on any change to them is detected. Rows added to
 a run or experiment that already has a chain are never adopted: they stay reported. It
 vouches for the rows as they are at that moment; the entries say ``adopt`` and when, and
 ``verify`` counts them, so an auditor can tell adopted history from recorded history.
@@ -19,7 +19,7 @@ from sqltrack.ledger._tables import TABLES
 
 __all__ = ["adopt"]
 
-_METRIC_COLUMNS = ("run_id", "key", "value", "step", "timestamp", "ledger_point")
+_METRIC_COLUMNS = ("run_id", "key", "value", "step", "timestamp", "ledger_entry")
 
 
 def adopt(backend: Backend) -> int:
@@ -41,7 +41,7 @@ def adopt(backend: Backend) -> int:
                 book.values(table_spec.table, table_spec.columns, [row], operation)
                 adopted += 1
         orphans = s.query(
-            "SELECT DISTINCT run_id FROM sqltrack.metrics WHERE ledger_point IS NULL "
+            "SELECT DISTINCT run_id FROM sqltrack.metrics WHERE ledger_entry IS NULL "
             "ORDER BY run_id"
         )
         for (run_id,) in orphans:
@@ -49,12 +49,12 @@ def adopt(backend: Backend) -> int:
                 continue
             points = s.query(
                 'SELECT key, value, step, "timestamp" FROM sqltrack.metrics WHERE run_id = ? '
-                'AND ledger_point IS NULL ORDER BY key, step, "timestamp", value',
+                'AND ledger_entry IS NULL ORDER BY key, step, "timestamp", value',
                 (run_id,),
             )
-            # number the points: write them again, in one order, with their ledger_point
+            # number the points: write them again, in one order, with their ledger_entry
             s.execute(
-                "DELETE FROM sqltrack.metrics WHERE run_id = ? AND ledger_point IS NULL",
+                "DELETE FROM sqltrack.metrics WHERE run_id = ? AND ledger_entry IS NULL",
                 (run_id,),
             )
             s.insert_rows("sqltrack.metrics", _METRIC_COLUMNS, book.points(run_id, points))

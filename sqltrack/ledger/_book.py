@@ -66,7 +66,7 @@ def enabled() -> bool:
 
 @dataclass
 class _Points:
-    """A run's metric points in this transaction: ``ledger_point`` = base + position."""
+    """A run's metric points in this transaction: ``ledger_entry`` = base + position."""
 
     base: int
     count: int = 0
@@ -145,7 +145,7 @@ class Book:
         self, run_id: str, rows: Sequence[tuple[str, float, int, datetime]]
     ) -> list[tuple[Any, ...]]:
         """The metric rows ``(key, value, step, timestamp)`` of one record as
-        ``(run_id, key, value, step, timestamp, ledger_point)`` to insert: numbered after
+        ``(run_id, key, value, step, timestamp, ledger_entry)`` to insert: numbered after
         the points this transaction already has for the run (None with the ledger off).
         :meth:`metrics` then records them."""
         if not self.enabled:

@@ -13,11 +13,12 @@ DuckDB and the same row read back from PostgreSQL encode to the same bytes:
   the columns its ledger entry names, in that order (JSON text holds no raw NUL, so the
   encoding is unambiguous);
 - a metrics entry (the points one delivery wrote for one run) is encoded by column, the
-  points in their order (``metrics.ledger_point`` = the entry's id + the point's position):
+  points in their order (``metrics.ledger_entry`` = the entry's id + the point's position):
   each column is hashed on its own (keys as little-endian uint32 byte lengths followed by
   the UTF-8 bytes, values as little-endian IEEE-754 doubles with NaN made canonical, steps
-  and timestamps as little-endian int64) and the digest is ``sha256("sqltrack-metrics-v1"
-  NUL count NUL column hashes...)``;
+  and timestamps as little-endian int64) and the digest is ``sha256("sqltrack-metrics-v2"
+  NUL count NUL column hashes...)``; (format 1, of the first entries, is the same over the
+  points sorted by key, step, timestamp and value bits, under ``sqltrack-metrics-v1``)
 - an entry's hash is ``sha256("sqltrack-ledger-v1" NUL prev_hash NUL json([scope, seq,
   entry_id, table, operation, row_key, row_digest, detail, recorded_at in µs]))``; the
   first entry of a chain links to ``sha256("sqltrack-ledger-v1 genesis" NUL scope)``;
@@ -97,14 +98,25 @@ def row_key(values: Iterable[Any]) -> str:
     return "[" + ",".join(encode_value(v) for v in values) + "]"
 
 
+METRICS_FORMAT = 2  # the format new metrics entries are written in
+
+
 def metrics_digest(
-    keys: Sequence[str], values: Sequence[float], steps: Sequence[int], stamps: Sequence[int]
+    keys: Sequence[str],
+    values: Sequence[float],
+    steps: Sequence[int],
+    stamps: Sequence[int],
+    version: int = METRICS_FORMAT,
 ) -> tuple[str, dict[str, Any]]:
     """The digest and detail of a metrics entry from its points in their order (their
-    ``metrics.ledger_point``), given by column: key, value, step, timestamp in µs. Up to
+    ``metrics.ledger_entry``), given by column: key, value, step, timestamp in µs. Up to
     ``KEYS_LISTED`` keys, the detail also holds each key's point count and 8 hex digits of
     its points' own hash, so that a mismatch names the keys whose points changed. (numpy
-    packs the columns; the bytes are the ones the module docstring defines.)"""
+    packs the columns; the bytes are the ones the module docstring defines.)
+
+    ``version=1`` is the format of the first entries (before points were numbered): the
+    same encoding over the points sorted by key, step, timestamp and value bits, under the
+    prefix ``sqltrack-metrics-v1``; verification still reads it."""
     import numpy as np
 
     n = len(keys)
@@ -114,6 +126,10 @@ def metrics_digest(
         value[nan] = np.nan  # one NaN: the same bits wherever it came from
     step = np.array(steps, dtype="<i8")
     stamp = np.array(stamps, dtype="<i8")
+    if version == 1:
+        order = np.lexsort((value.view("<i8"), stamp, step, np.array(keys, dtype=str)))
+        keys = [keys[i] for i in order.tolist()]
+        value, step, stamp = value[order], step[order], stamp[order]
     joined = "".join(keys)
     if joined.isascii():  # the usual case: a key's length is its byte length
         lengths, data = np.fromiter(map(len, keys), dtype="<u4", count=n), joined.encode()
@@ -128,11 +144,11 @@ def metrics_digest(
         ("timestamp", stamp.tobytes()),
     )
     hashes = [(name, hashlib.sha256(blob).hexdigest()) for name, blob in columns]
-    h = hashlib.sha256(b"sqltrack-metrics-v1\x00" + str(n).encode())
+    h = hashlib.sha256(f"sqltrack-metrics-v{version}".encode() + b"\x00" + str(n).encode())
     for _, column_hash in hashes:
         h.update(b"\x00" + column_hash.encode())
     detail: dict[str, Any] = {
-        "format": "metrics-v1",
+        "format": f"metrics-v{version}",
         "rows": n,
         "columns": [[name, column_hash[:8]] for name, column_hash in hashes],
     }

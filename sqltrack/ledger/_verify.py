@@ -325,7 +325,7 @@ class _Verifier:
         by_run: dict[str, list[tuple[int | None, str, float, int, int]]] = {}
         for run, point, key, value, step, ts in self.s.query(
             compose(
-                'SELECT run_id, ledger_point, key, value, step, "timestamp" '
+                'SELECT run_id, ledger_entry, key, value, step, "timestamp" '
                 "FROM sqltrack.metrics{where}",
                 where=where,
             ),
@@ -345,7 +345,7 @@ class _Verifier:
     def _run_metrics(
         self, run: str, rows: list[tuple[int | None, str, float, int, int]], chain: list[_Stored]
     ) -> None:
-        """Give each point to the entry whose range of ``ledger_point`` holds it (entry_id
+        """Give each point to the entry whose range of ``ledger_entry`` holds it (entry_id
         to entry_id + its point count), then recompute each entry's digest in point order."""
         self.rows += len(rows)
         starts = [e.entry_id for e in chain]
@@ -369,7 +369,7 @@ class _Verifier:
                 "metrics",
                 run,
                 key,
-                f"{n} point(s) carry a ledger_point no entry of the run's chain covers: "
+                f"{n} point(s) carry a ledger_entry no entry of the run's chain covers: "
                 f"written {_BEHIND}",
             )
         for e, points in zip(chain, owned, strict=True):
@@ -383,9 +383,10 @@ class _Verifier:
                     f"({_when(e)}); none is left",
                 )
                 continue
-            points.sort(key=lambda p: p[0])  # in ledger_point order: reordered points show
+            points.sort(key=lambda p: p[0])  # in ledger_entry order: reordered points show
             _, keys, values, steps, stamps = (list(c) for c in zip(*points, strict=True))
-            digest, detail = enc.metrics_digest(keys, values, steps, stamps)
+            version = 1 if json.loads(e.detail).get("format") == "metrics-v1" else 2
+            digest, detail = enc.metrics_digest(keys, values, steps, stamps, version)
             if digest != e.digest:
                 self._metrics_changed(run, e, detail)
 
