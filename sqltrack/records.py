@@ -257,6 +257,12 @@ def param_conflict(run_id: str, key: str, old: str, new: str) -> ConflictError:
     )
 
 
+def already_ended(run_id: str, status: str) -> ConflictError:
+    return ConflictError(
+        f"run {run_id} has already ended ({status}); end_run ends a RUNNING run once"
+    )
+
+
 def not_running(run_id: str, status: str | None, uri: str, what: str = "records") -> SqltrackError:
     if status is None:
         return NotFoundError(f"run {run_id} does not exist in {uri}")
@@ -298,6 +304,42 @@ def write_once_conflict(w: WriteOnce) -> ConflictError:
         f"run {w.run_id} already has {w.what} from another pipeline; they are "
         "immutable records: log this pipeline in another run"
     )
+
+
+_PARAM_ROWS = 1000  # rows per INSERT: 3,000 bound values, far below PostgreSQL's 65,535
+
+
+def _insert_params(
+    s: Session, rows: Sequence[tuple[tuple[str, str], str]]
+) -> list[tuple[str, str, str]]:
+    """Insert new params in (run, key) order. A param another writer inserted meanwhile
+    (after this transaction read the stored ones) is skipped when it holds the same value
+    and a ConflictError naming both values when it does not, never the driver's
+    duplicate-key error; the order keeps concurrent writers from deadlocking. Returns the
+    rows this call inserted."""
+    written: list[tuple[str, str, str]] = []
+    for start in range(0, len(rows), _PARAM_ROWS):
+        part = rows[start : start + _PARAM_ROWS]
+        inserted = {
+            (r[0], r[1])
+            for r in s.query(
+                compose(
+                    "INSERT INTO sqltrack.params (run_id, key, value) VALUES {rows} "
+                    "ON CONFLICT (run_id, key) DO NOTHING RETURNING run_id, key",
+                    rows=join(", ", [Fragment("(?, ?, ?)")] * len(part)),
+                ),
+                [x for (rid, key), value in part for x in (rid, key, value)],
+            )
+        }
+        written += [(rid, key, value) for (rid, key), value in part if (rid, key) in inserted]
+        raced = [(rk, v) for rk, v in part if rk not in inserted]
+        for (rid, key), value in raced:
+            stored = s.query(
+                "SELECT value FROM sqltrack.params WHERE run_id = ? AND key = ?", (rid, key)
+            )
+            if stored and stored[0][0] != value:
+                raise param_conflict(rid, key, str(stored[0][0]), value)
+    return written
 
 
 def apply(s: Session, records: Sequence[Record], uri: str) -> list[Rejection]:
@@ -354,6 +396,9 @@ def apply(s: Session, records: Sequence[Record], uri: str) -> list[Rejection]:
         if status.get(rid) != RunStatus.RUNNING:
             if isinstance(record, RunEnd) and rid in ends:
                 continue  # the same run ended twice in one batch: the first end counts
+            if isinstance(record, RunEnd) and rid in status:
+                refuse(record, already_ended(rid, status[rid]))  # ended by another process
+                continue
             refuse(record, not_running(rid, status.get(rid), uri))
             continue
         if isinstance(record, RunEnd):
@@ -417,8 +462,7 @@ def apply(s: Session, records: Sequence[Record], uri: str) -> list[Rejection]:
         )
         book.values("runs", RUN_COLUMNS, [row], "start")
     if params:
-        param_rows = [(rid, k, v) for (rid, k), v in sorted(params.items())]
-        s.insert_rows("sqltrack.params", _PAIR_COLUMNS, param_rows)
+        param_rows = _insert_params(s, sorted(params.items()))
         book.values("params", _PAIR_COLUMNS, param_rows, "insert")
     for (rid, key), value in sorted(tags.items()):
         s.execute(
