@@ -414,8 +414,7 @@ def apply(s: Session, records: Sequence[Record], uri: str) -> list[Rejection]:
                 if (rid, key) not in params_of:
                     params[(rid, key)] = value
         elif isinstance(record, Metrics):
-            entry = book.entry_id(rid)
-            metric_rows.extend((rid, k, v, st, ts, entry) for k, v, st, ts in record.rows)
+            metric_rows.extend(book.points(rid, record.rows))
         else:
             state = _write_once_state(s, record, {(w.table, w.run_id): w for w in once})
             if isinstance(state, SqltrackError):
@@ -473,7 +472,7 @@ def apply(s: Session, records: Sequence[Record], uri: str) -> list[Rejection]:
         book.values("tags", _PAIR_COLUMNS, [(rid, key, value)], "set")
     if metric_rows:
         s.insert_rows("sqltrack.metrics", METRIC_COLUMNS, metric_rows, METRIC_TYPES)
-        book.metrics(metric_rows)
+        book.metrics()
     for w in once:
         s.insert_rows(w.table, w.columns, w.rows)
         book.values(w.table, w.columns, w.rows, "insert")
