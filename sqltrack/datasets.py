@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqltrack import _context, runs
+from sqltrack import _context, ledger, runs
 from sqltrack.backends import Backend, Session, open_backend
 from sqltrack.entities import Dataset
 from sqltrack.errors import ConflictError, InvalidInputError, NotFoundError
@@ -401,6 +401,9 @@ def record(
             "created_at = current_timestamp WHERE dataset_id = ?",
             (*values, replaced),
         )
+    ledger.record(
+        s, "datasets", spec.run_id, (spec.name,), "insert" if replaced is None else "overwrite"
+    )
 
 
 def with_ordinal(batch: pa.RecordBatch, partition: int, start: int) -> pa.RecordBatch:

@@ -31,7 +31,7 @@ from sqltrack.sqltext import Fragment, compose, join, placeholders
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Clause", "parse_filter", "parse_order_by", "read_only_query", "search_runs"]
+__all__ = ["Clause", "parse_filter", "parse_order_by", "search_runs"]
 
 ATTRIBUTES = {
     "run_id": "run_id",
@@ -496,21 +496,3 @@ def search_runs(
         if col.startswith("metrics."):
             frame[col] = frame[col].astype("float64")
     return frame
-
-
-_READ_ONLY_START = re.compile(r"^\s*(SELECT|WITH|VALUES|TABLE|SHOW|DESCRIBE|EXPLAIN)\b", re.I)
-
-
-def read_only_query(
-    backend: Backend, query: str, params: Sequence[Any] = ()
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run one query in a read-only transaction (the database enforces it)."""
-    if not isinstance(query, str) or not _READ_ONLY_START.match(query):
-        raise InvalidInputError(
-            f"sql {str(query)[:60]!r}: only read-only queries (SELECT, WITH, ...) are accepted"
-        )
-    with backend.transaction(read_only=True) as s:
-        table = s.arrow(query, params)
-    names = list(table.column_names)
-    rows = list(zip(*(table.column(i).to_pylist() for i in range(table.num_columns)), strict=True))
-    return names, rows

@@ -14,9 +14,19 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from sqltrack import _context, _values, artifacts, config, records, runs, schema, search
+from sqltrack import (
+    _context,
+    _values,
+    artifacts,
+    config,
+    readsql,
+    records,
+    runs,
+    schema,
+    search,
+)
 from sqltrack.backends import Backend, Session, open_backend
 from sqltrack.entities import (
     ActiveRun,
@@ -45,8 +55,10 @@ _T = TypeVar("_T")
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from sqltrack.audit import Comparison, Lineage
+    from sqltrack.ledger import LedgerDigest, VerifyReport
 
 __all__ = ["Tracker", "connect"]
 
@@ -632,12 +644,27 @@ class Tracker:
             self.backend, experiment_names, filter_string, order_by, max_results
         )
 
+    @overload
     def sql(
-        self, query: str, params: Sequence[Any] = ()
-    ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run one read-only SQL query against the store; return (column names, rows)."""
+        self, query: str, params: Sequence[Any] = (), *, output: Literal["rows"] = "rows"
+    ) -> tuple[list[str], list[tuple[Any, ...]]]: ...
+    @overload
+    def sql(
+        self, query: str, params: Sequence[Any] = (), *, output: Literal["arrow"]
+    ) -> pa.Table: ...
+    @overload
+    def sql(
+        self, query: str, params: Sequence[Any] = (), *, output: Literal["pandas"]
+    ) -> pd.DataFrame: ...
+    def sql(
+        self, query: str, params: Sequence[Any] = (), *, output: readsql.Output = "rows"
+    ) -> tuple[list[str], list[tuple[Any, ...]]] | pa.Table | pd.DataFrame:
+        """Run one read-only SELECT against the store, with ``?`` placeholders bound to
+        ``params``; return ``(column names, rows)``, an Arrow table (``output="arrow"``)
+        or a pandas DataFrame (``output="pandas"``). Anything but one SELECT is refused
+        (see :mod:`sqltrack.readsql`); every record logged before the call is visible."""
         self._read()
-        return search.read_only_query(self.backend, query, params)
+        return readsql.run(self.backend, query, params, output=output)
 
     # -- artifacts ------------------------------------------------------------
     def log_artifact(
@@ -778,6 +805,27 @@ class Tracker:
         from sqltrack import models
 
         return models.load_spark_model(self, self._reading(_run_id(run_id)), name)
+
+    # -- tamper evidence (sqltrack.ledger) ---------------------------------------
+    def verify(self, run_id: str | None = None, *, against: str | None = None) -> VerifyReport:
+        """Recompute the ledger's hash chains and every record (of one run, or of the
+        store) and report each mismatch; ``against`` a digest kept outside the store
+        (:meth:`ledger_digest`) also proves the history up to it unchanged."""
+        from sqltrack import ledger
+
+        self._read()
+        return ledger.verify(
+            self.backend, None if run_id is None else _run_id(run_id), against=against
+        )
+
+    def ledger_digest(self) -> LedgerDigest:
+        """The store's digest (a hash over every chain's head), recorded in
+        ``sqltrack.ledger_digests``: keep it outside the database to later prove, with
+        ``verify(against=digest)``, that nothing before it was changed."""
+        from sqltrack import ledger
+
+        self._read()
+        return ledger.take_digest(self.backend, _context.user_name())
 
     # -- audit and report (sqltrack.audit, sqltrack.report) ----------------------
     def compare_runs(self, run_ids: Sequence[str]) -> Comparison:

@@ -95,7 +95,10 @@ def test_a_value_the_server_refuses_is_invalid_input(pg: Any) -> None:
         with pg.backend.session(read_only=True) as s:
             s.query("SELECT CAST(? AS BIGINT)", ("abc",))
     with pytest.raises(TerminalBackendError, match=r"syntax error.*42601"):
-        pg.sql("SELECT FROM WHERE")
+        with pg.backend.session(read_only=True) as s:
+            s.query("SELECT FROM WHERE")
+    with pytest.raises(InvalidInputError, match="cannot be parsed"):
+        pg.sql("SELECT FROM WHERE")  # sqltrack sql parses first
 
 
 def test_parameters_and_results_the_driver_cannot_carry_are_invalid_input(pg: Any) -> None:

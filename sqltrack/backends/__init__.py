@@ -79,6 +79,11 @@ class Backend(Protocol):
     ) -> AbstractContextManager[Session]:
         """A connection inside one transaction: committed on success, rolled back on error."""
 
+    def read_query(self, sql: str, params: Sequence[Any], *, timeout: float) -> pa.Table:
+        """Run one SELECT that :func:`sqltrack.readsql.check` accepted (placeholders
+        ``$1, $2, ...``) where nothing can be written, cancelled after ``timeout`` seconds:
+        what ``Tracker.sql`` and ``sqltrack sql`` run."""
+
     def lock_schema(self, session: Session) -> None:
         """Serialise schema migrations across processes (inside a transaction)."""
 

@@ -485,6 +485,49 @@ class PostgresBackend:
             except (psycopg.Error, UnicodeError) as exc:
                 raise map_error(exc, self.uri) from exc
 
+    def read_query(self, sql: str, params: Sequence[Any], *, timeout: float) -> pa.Table:
+        """One checked SELECT in a READ ONLY transaction that is always rolled back, under
+        ``SET LOCAL statement_timeout``. PostgreSQL's own ``$n`` placeholders (a raw
+        cursor): a ``?`` or ``%`` in the text stays text. Binary results force the
+        extended protocol, which runs exactly one statement."""
+        import psycopg
+        import pyarrow as pa
+        from psycopg import errors as pgerr
+
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.transaction(force_rollback=True):
+                    conn.execute("SET TRANSACTION READ ONLY")
+                    conn.execute(
+                        "SELECT set_config('statement_timeout', %s, true)",
+                        (str(max(1, int(timeout * 1000))),),
+                    )
+                    cur = psycopg.RawCursor(conn)
+                    cur.execute(sql, _check_parameters(params, "sql"), binary=True)
+                    names = [d.name for d in cur.description or ()]
+                    rows = cur.fetchall()
+            except pgerr.QueryCanceled as exc:
+                raise InvalidInputError(
+                    f"sql {sql.strip()[:80]!r} ran longer than {timeout:g} s and was "
+                    "cancelled; narrow the query or raise SQLTRACK_SQL_TIMEOUT"
+                ) from exc
+            except pgerr.ReadOnlySqlTransaction as exc:
+                raise InvalidInputError(
+                    f"sql {sql.strip()[:80]!r} tried to write: refused; sqltrack sql is "
+                    f"read-only ({str(exc).strip().splitlines()[0]})"
+                ) from exc
+            except (psycopg.Error, UnicodeError) as exc:
+                raise map_error(exc, "sql") from exc
+        try:
+            arrays = [pa.array([r[i] for r in rows]) for i in range(len(names))]
+        except (pa.ArrowException, OverflowError, ValueError, TypeError) as exc:
+            raise InvalidInputError(
+                f"sql: the result has values Arrow cannot hold ({exc}); cast the column in "
+                "the query (for example to TEXT)"
+            ) from exc
+        return pa.Table.from_arrays(arrays, names=names)
+
     def full_uri(self) -> str:
         from sqlalchemy.engine import URL
 

@@ -105,16 +105,21 @@ def _run_show(args: argparse.Namespace) -> None:
 
 @command(
     "sql",
-    "Run one read-only SQL query against the store.",
-    'sqltrack sql "SELECT run_id, key, value FROM sqltrack.latest_metrics" --format csv',
+    "Run one read-only SELECT against the store (parsed: any write, second statement or "
+    "function reaching outside the store is refused; ? placeholders take --param values).",
+    'sqltrack sql "SELECT key, value FROM sqltrack.latest_metrics WHERE run_id = ?" '
+    "--param 0123456789abcdef0123456789abcdef --format csv",
 )
 def _sql(p: argparse.ArgumentParser) -> None:
-    p.add_argument("query")
+    p.add_argument("query", help="one SELECT (WITH, UNION, subqueries); ? marks a value")
+    p.add_argument(
+        "--param", action="append", default=[], help="value for the next ? (repeatable, text)"
+    )
 
 
 @_sql.runner
 def _run_sql(args: argparse.Namespace) -> None:
-    columns, rows = _tracker(args).sql(args.query)
+    columns, rows = _tracker(args).sql(args.query, list(args.param))
     emit(columns, rows, args.format)
 
 
