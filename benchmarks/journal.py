@@ -297,7 +297,7 @@ def _memory(backend: str, uri: str, size: Size, args: Any) -> list[Any]:
             unit="MiB",
             anchor="resident memory of the same process before logging",
             anchor_figure=before,
-            note=f"+{after - before:.1f} MiB for {pending:,.0f} queued points "
+            note=f"{after - before:+.1f} MiB for {pending:,.0f} queued points "
             f"({journal_bytes / 2**20:.0f} MiB of journal on disk, logged at "
             f"{size.queued / seconds:,.0f} calls/s); the ratio here is after/before "
             "(lower is better). The queue lives on disk: memory is bounded by one "

@@ -194,7 +194,8 @@ def duckdb_insert(tracker: Any, run_id: str) -> Body:
             con = s.raw
             for _ in range(n):
                 con.execute(
-                    "INSERT INTO sqltrack.metrics VALUES (?, ?, ?, ?, ?)",
+                    'INSERT INTO sqltrack.metrics (run_id, key, value, step, "timestamp") '
+                    "VALUES (?, ?, ?, ?, ?)",
                     [run_id, "raw", 0.5, next(step), now],
                 )
 
@@ -217,7 +218,10 @@ def duckdb_arrow_insert(tracker: Any, run_id: str) -> Body:
             con.register("_bench_batch", table)
             try:
                 con.execute("BEGIN TRANSACTION")
-                con.execute("INSERT INTO sqltrack.metrics SELECT * FROM _bench_batch")
+                con.execute(
+                    'INSERT INTO sqltrack.metrics (run_id, key, value, step, "timestamp") '
+                    "SELECT * FROM _bench_batch"
+                )
                 con.execute("COMMIT")
             finally:
                 con.unregister("_bench_batch")

@@ -32,6 +32,7 @@ from sqltrack.errors import (
     IntegrityError,
     InvalidInputError,
     NotFoundError,
+    PermissionDeniedError,
     SchemaOutOfDateError,
     SqltrackError,
     StoreBusyError,
@@ -40,6 +41,7 @@ from sqltrack.errors import (
 )
 from sqltrack.fluent import get_tracker, set_tracking_uri
 from sqltrack.journal import JournalWarning
+from sqltrack.ledger import LedgerDigest, Mismatch, VerifyReport
 from sqltrack.tracking import Tracker, connect
 
 __version__ = "0.1.0"
@@ -54,6 +56,7 @@ flush = _fluent._forward("flush")
 get_experiment_by_name = _fluent._forward("get_experiment_by_name")
 get_metric_history = _fluent._forward("get_metric_history")
 get_run = _fluent._forward("get_run")
+ledger_digest = _fluent._forward("ledger_digest")
 lineage = _fluent._forward("lineage")
 list_artifacts = _fluent._forward("list_artifacts")
 list_datasets = _fluent._forward("list_datasets")
@@ -86,6 +89,7 @@ start_run = _fluent._forward("start_run")
 start_timer = _fluent._forward("start_timer")
 stop_and_log_timer = _fluent._forward("stop_and_log_timer")
 sync = _fluent._forward("sync")
+verify = _fluent._forward("verify")
 write_report = _fluent._forward("write_report")
 lp = log_param
 lm = log_metric
@@ -100,9 +104,12 @@ __all__ = [
     "IntegrityError",
     "InvalidInputError",
     "JournalWarning",
+    "LedgerDigest",
     "Metric",
+    "Mismatch",
     "ModelVersion",
     "NotFoundError",
+    "PermissionDeniedError",
     "PipelineStage",
     "Run",
     "RunInfo",
@@ -113,6 +120,7 @@ __all__ = [
     "TerminalBackendError",
     "Tracker",
     "TransientBackendError",
+    "VerifyReport",
     "active_run",
     "compare_runs",
     "connect",
@@ -125,6 +133,7 @@ __all__ = [
     "get_metric_history",
     "get_run",
     "get_tracker",
+    "ledger_digest",
     "lineage",
     "list_artifacts",
     "list_datasets",
@@ -160,5 +169,6 @@ __all__ = [
     "start_timer",
     "stop_and_log_timer",
     "sync",
+    "verify",
     "write_report",
 ]

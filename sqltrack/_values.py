@@ -1,4 +1,9 @@
-"""Coercion of user-supplied metric values, steps and timestamps."""
+"""Coercion of user-supplied metric values, steps and timestamps.
+
+Everything that cannot be stored is refused here, at the call, with an
+:class:`~sqltrack.InvalidInputError` naming the value: a journaled record is never
+refused later by the store for its numbers.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,10 @@ import numbers
 from datetime import datetime, timezone
 
 from sqltrack.errors import InvalidInputError
+from sqltrack.identifiers import shown
+
+# Steps are BIGINT on both backends.
+MAX_STEP = 2**63 - 1
 
 
 def metric_value(key: str, value: object) -> float:
@@ -14,28 +23,51 @@ def metric_value(key: str, value: object) -> float:
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidInputError(
-            f"metric {key!r}: value {value!r} is not a number ({type(value).__name__}); "
+            f"metric {key!r}: value {shown(value)} is not a number ({type(value).__name__}); "
             "log numbers as metrics and text as params or tags"
         )
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError as exc:
+        raise InvalidInputError(
+            f"metric {key!r}: value {shown(value)} is beyond the range of a double "
+            "(about ±1.8e308), which metrics are stored as; log float('inf') or a scaled value"
+        ) from exc
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise InvalidInputError(
+            f"metric {key!r}: value {shown(value)} cannot be converted to a double: {exc}"
+        ) from exc
 
 
 def step(key: str, value: object) -> int:
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidInputError(f"metric {key!r}: step {value!r} must be a whole number")
+        raise InvalidInputError(f"metric {key!r}: step {shown(value)} must be a whole number")
     if isinstance(value, numbers.Integral):
         result = int(value)
     else:
-        f = float(value)
+        try:
+            f = float(value)
+        except (TypeError, ValueError, ArithmeticError) as exc:  # OverflowError
+            raise InvalidInputError(
+                f"metric {key!r}: step {shown(value)} is not a whole number in the range 0 "
+                f"to {MAX_STEP:,} (BIGINT)"
+            ) from exc
         if not math.isfinite(f) or not f.is_integer():
-            raise InvalidInputError(f"metric {key!r}: step {value!r} must be a finite whole number")
+            raise InvalidInputError(
+                f"metric {key!r}: step {shown(value)} must be a finite whole number"
+            )
         result = int(f)
     if result < 0:
-        raise InvalidInputError(f"metric {key!r}: step {result} is negative; steps start at 0")
-    if result > 2**63 - 1:
-        raise InvalidInputError(f"metric {key!r}: step {result} does not fit in 64 bits")
+        raise InvalidInputError(
+            f"metric {key!r}: step {shown(result)} is negative; steps start at 0"
+        )
+    if result > MAX_STEP:
+        raise InvalidInputError(
+            f"metric {key!r}: step {shown(result)} does not fit in 64 bits; steps are BIGINT "
+            f"(at most {MAX_STEP:,})"
+        )
     return result
 
 
@@ -51,14 +83,27 @@ def timestamp(key: str, value: object) -> datetime:
     if value is None:
         return datetime.now(timezone.utc)
     if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.astimezone()
+        try:
+            aware = value if value.tzinfo is not None else value.astimezone()
+            aware.timestamp()  # the journal stores epoch microseconds
+            aware.astimezone(timezone.utc)
+        except (OverflowError, OSError, ValueError, TypeError) as exc:
+            raise InvalidInputError(
+                f"metric {key!r}: timestamp {shown(value)} is out of range: {exc}"
+            ) from exc
+        return aware
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        f = float(value)
+        try:
+            f = float(value)
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise InvalidInputError(
+                f"metric {key!r}: timestamp {shown(value)} is out of range for epoch milliseconds"
+            ) from exc
         if not math.isfinite(f):
-            raise InvalidInputError(f"metric {key!r}: timestamp {value!r} is not finite")
+            raise InvalidInputError(f"metric {key!r}: timestamp {shown(value)} is not finite")
         if 0 <= f < MIN_EPOCH_MS:
             raise InvalidInputError(
-                f"metric {key!r}: timestamp {value!r} looks like seconds since the epoch "
+                f"metric {key!r}: timestamp {shown(value)} looks like seconds since the epoch "
                 "(as epoch milliseconds it is before 1973); pass milliseconds "
                 "(int(time.time() * 1000)) or a datetime"
             )
@@ -66,8 +111,9 @@ def timestamp(key: str, value: object) -> datetime:
             return datetime.fromtimestamp(f / 1000.0, tz=timezone.utc)
         except (OverflowError, OSError, ValueError) as exc:
             raise InvalidInputError(
-                f"metric {key!r}: timestamp {value!r} is out of range for epoch milliseconds"
+                f"metric {key!r}: timestamp {shown(value)} is out of range for epoch "
+                "milliseconds (years 1 to 9999)"
             ) from exc
     raise InvalidInputError(
-        f"metric {key!r}: timestamp {value!r} must be epoch milliseconds or a datetime"
+        f"metric {key!r}: timestamp {shown(value)} must be epoch milliseconds or a datetime"
     )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqltrack import runs
+from sqltrack import ledger, runs
 from sqltrack.backends import Backend, Session
 from sqltrack.entities import Artifact
 from sqltrack.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
@@ -135,6 +135,7 @@ def _store(backend: Backend, run_id: str, stream: BinaryIO, name: str, media_typ
             "WHERE artifact_id = ?",
             (size, sha256, count, artifact_id),
         )
+        ledger.record(s, "artifacts", run_id, (name,), "insert")
         return _get(s, run_id, name, backend.uri)
 
 

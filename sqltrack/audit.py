@@ -192,7 +192,14 @@ class Lineage:
         lines = [f"run {r.run_id} {r.run_name!r} [{r.status}]"]
         branches: list[tuple[str, list[str]]] = [
             ("experiment", [self.experiment_name]),
-            ("user", [r.user_name + (f" on {r.host_name}" if r.host_name else "")]),
+            (
+                "user",
+                [
+                    r.user_name
+                    + (f" on {r.host_name}" if r.host_name else "")
+                    + (f" (database login {r.db_user})" if r.db_user else "")
+                ],
+            ),
             ("time", [f"{r.start_time.isoformat(timespec='seconds')} → {ended}"]),
             ("code", [f"{r.source_name or '?'} @ commit {r.git_commit or 'unknown'}"]),
             (
@@ -282,8 +289,8 @@ AUDIT_QUERIES: dict[str, AuditQuery] = {
             "who-trained-what",
             "Who trained what, when, on which data?",
             (),
-            "SELECT user_name, experiment_name, run_name, run_id, status, start_time, end_time,\n"
-            "       lineage_kind, dataset_name, table_name, row_count, fingerprint,\n"
+            "SELECT user_name, db_user, experiment_name, run_name, run_id, status, start_time,\n"
+            "       end_time, lineage_kind, dataset_name, table_name, row_count, fingerprint,\n"
             "       model_name, model_class\n"
             "FROM sqltrack.run_lineage\n"
             "ORDER BY start_time, run_id, lineage_kind, dataset_id, model_id",

@@ -41,8 +41,9 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "duckdb_idle",
             "SQLTRACK_DUCKDB_IDLE",
-            "0.25",
-            "Seconds of inactivity after which the DuckDB file is released to other processes.",
+            "0",
+            "Seconds the DuckDB file stays open after a call (0: released at the end of each "
+            "call, so other processes and read-only connections of this one get it at once).",
         ),
         Setting(
             "duckdb_storage_version",
@@ -90,13 +91,34 @@ SETTINGS: dict[str, Setting] = {
             "retry",
             "SQLTRACK_RETRY",
             "30",
-            "Seconds a bulk write (artifact, dataset, model) retries a busy or unreachable store.",
+            "Seconds a bulk write (artifact, dataset, model), a PostgreSQL read or the start "
+            "of a PostgreSQL transaction retries a busy or unreachable store.",
         ),
         Setting(
             "lease",
             "SQLTRACK_LEASE",
             "120",
             "Seconds a run's heartbeat stays valid; a RUNNING run past it shows as CRASHED.",
+        ),
+        Setting(
+            "sql_timeout",
+            "SQLTRACK_SQL_TIMEOUT",
+            "60",
+            "Seconds a query of sqltrack sql / Tracker.sql may run before it is cancelled.",
+        ),
+        Setting(
+            "ledger",
+            "SQLTRACK_LEDGER",
+            "on",
+            "on: every record is bound into the ledger's hash chain; off only to measure its "
+            "cost (sqltrack verify then reports those records as written behind its back).",
+        ),
+        Setting(
+            "bulk_retry",
+            "SQLTRACK_BULK_RETRY",
+            "60",
+            "Seconds a dataset write keeps retrying an unreachable or busy store (with "
+            "back-off) before it gives up.",
         ),
         Setting(
             "connect_timeout",

@@ -75,6 +75,11 @@ class RunInfo:
     # The run's state as a person means it: ``status``, except CRASHED for a RUNNING run
     # whose process stopped renewing its lease (``sqltrack.run_liveness``).
     state: str | None = None
+    # The database logins that started and ended it (PostgreSQL's session_user, written by
+    # the database); None on DuckDB, for runs from before migration 0007, and while the
+    # run has not ended (end_db_user). Unlike user_name, a client cannot choose them.
+    db_user: str | None = None
+    end_db_user: str | None = None
 
     def __post_init__(self) -> None:
         if self.state is None:
@@ -149,6 +154,7 @@ class Dataset:
     created_at: datetime
     created_by: str
     ordered: bool = False  # logged with keep_order=True: reloads in the original row order
+    fingerprint_version: int = 1  # the algorithm of ``fingerprint`` (2 since migration 0008)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -63,6 +63,7 @@ __all__ = [
 ]
 
 _SEGMENT_BYTES = 64 * 1024 * 1024
+_HOLD = 1.0  # seconds a DuckDB file is kept while a backlog drains
 
 
 class JournalWarning(UserWarning):
@@ -144,6 +145,7 @@ def _read(folder: Path, journal_id: str, start: _Cursor, limit: int, last: int |
     """Up to ``limit`` complete records from ``start`` on (a torn last line is left for
     later, or skipped when its writer is gone)."""
     batch = _Batch(end=_Cursor(start.segment, start.offset))
+    lines: list[bytes] = []
     segments = [n for n in _segments(folder, journal_id) if n >= start.segment]
     for n in segments:
         if batch.end.segment != n:
@@ -151,18 +153,26 @@ def _read(folder: Path, journal_id: str, start: _Cursor, limit: int, last: int |
         path = _segment_path(folder, journal_id, n)
         with path.open("rb") as fh:
             fh.seek(batch.end.offset)
-            while len(batch.items) < limit:
+            while len(lines) < limit:
                 line = fh.readline()
                 if not line.endswith(b"\n"):
                     break
                 batch.end.offset += len(line)
-                try:
-                    data = json.loads(line)
-                    batch.items.append((int(data[0]), records.decode(data[1:])))
-                except (ValueError, TypeError, IndexError, KeyError):
-                    batch.bad_lines += 1  # a line torn by a machine crash
-        if len(batch.items) >= limit or (last is not None and n >= last):
+                lines.append(line)
+        if len(lines) >= limit or (last is not None and n >= last):
             break
+    try:  # one parse for the whole batch: the journal's lines are JSON arrays
+        parsed = json.loads(b"[" + b",".join(lines) + b"]") if lines else []
+        batch.items = [(int(data[0]), records.decode(data[1:])) for data in parsed]
+        return batch
+    except (ValueError, TypeError, IndexError, KeyError):
+        batch.items = []
+    for line in lines:  # a line torn by a machine crash: skip it, keep the others
+        try:
+            data = json.loads(line)
+            batch.items.append((int(data[0]), records.decode(data[1:])))
+        except (ValueError, TypeError, IndexError, KeyError):
+            batch.bad_lines += 1
     return batch
 
 
@@ -270,22 +280,44 @@ def _deliver_isolated(
     pid: int,
     items: Sequence[tuple[int, records.Record]],
     lock_wait: float | None,
-) -> tuple[int, list[tuple[int, records.Rejection]]]:
-    """After a batch failed with a non-transient error: each record in its own
-    transaction, so that one record the store cannot take is refused alone."""
-    last, out = 0, []
+    refused: Callable[[list[tuple[int, records.Rejection]]], None],
+) -> int:
+    """After a batch failed with an error a retry may not cure: each record in its own
+    transaction, so that a record the store cannot take is refused alone. A record is
+    refused only when it fails again on a fresh connection while the store answers a
+    probe; otherwise the store itself is unwell and the batch is retried later
+    (TransientBackendError). Each refusal is handed to ``refused`` as soon as its
+    transaction commits. Returns the last seq delivered or refused."""
+    last = 0
     for seq, record in items:
+        error: BaseException | None = None
+        for _ in range(2):
+            try:
+                with backend.transaction(lock_wait=lock_wait) as s:
+                    last, rejected = _deliver(s, journal_id, host, pid, [(seq, record)],
+                                              backend.uri)  # fmt: skip
+                refused(rejected)
+                error = None
+                break
+            except TransientBackendError:
+                raise
+            except Exception as exc:  # the driver's, or a bug's
+                error = exc
+                backend.release()  # the next attempt opens a fresh connection
+        if error is None:
+            continue
         try:
-            with backend.transaction(lock_wait=lock_wait) as s:
-                last, rejected = _deliver(s, journal_id, host, pid, [(seq, record)], backend.uri)
-            out.extend(rejected)
-        except TransientBackendError:
-            raise
-        except Exception as exc:  # the driver's or a bug's: refuse this record only
-            with backend.transaction(lock_wait=lock_wait) as s:
-                out.append((seq, _refuse_failing(s, journal_id, host, pid, seq, record, exc)))
-            last = seq
-    return last, out
+            with backend.session(read_only=True, lock_wait=lock_wait) as s:
+                s.query("SELECT count(*) FROM sqltrack.journal_progress")
+        except Exception as probe:
+            raise TransientBackendError(
+                f"the store fails for more than one record ({error}); retrying later"
+            ) from probe
+        with backend.transaction(lock_wait=lock_wait) as s:
+            rejection = _refuse_failing(s, journal_id, host, pid, seq, record, error)
+        refused([(seq, rejection)])
+        last = seq
+    return last
 
 
 def _parse_id(journal_id: str) -> tuple[str, int]:
@@ -371,7 +403,10 @@ def deliver_orphans(backend: Backend, folder: Path, *, lock_wait: float | None =
                 except TransientBackendError:
                     raise
                 except Exception:  # one record the store cannot take: isolate it
-                    _deliver_isolated(backend, journal_id, host, pid, fresh, lock_wait)
+                    backend.release()
+                    _deliver_isolated(
+                        backend, journal_id, host, pid, fresh, lock_wait, lambda _: None
+                    )
                 if started:
                     with backend.transaction(lock_wait=lock_wait) as s:
                         beat = max(r.start_time for r in started)
@@ -397,8 +432,12 @@ class Journal:
         self.process_start = process_start(self.pid)
         self.journal_id = f"{self.host}-{self.pid}-{uuid.uuid4().hex[:8]}"
         self._lock_path = folder / f"{self.journal_id}.lock"
-        self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        # Locked before it appears under its name: a scan for orphans never sees an
+        # unlocked lock file of a live journal.
+        pending = folder / f"{self.journal_id}.lock.new"
+        self._lock_fd = os.open(pending, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(pending, self._lock_path)
         self._write_lock = threading.Lock()
         self._segment = 0
         self._segment_size = 0
@@ -418,11 +457,16 @@ class Journal:
         self.live_runs: set[str] = set()
         self._lease_due = 0.0
         self._orphans_done = False
+        self._held_since: float | None = None
         self.orphan_records = 0  # records of dead processes' journals this one delivered
         self._thread = threading.Thread(
             target=self._run, name=f"sqltrack-journal-{self.journal_id}", daemon=True
         )
         self._thread.start()
+        if self._fsync_every > 0:  # its own thread: a slow delivery never delays an fsync
+            threading.Thread(
+                target=self._sync_loop, name=f"sqltrack-fsync-{self.journal_id}", daemon=True
+            ).start()
 
     def __repr__(self) -> str:
         return f"<sqltrack.Journal {self.folder / self.journal_id}>"
@@ -501,6 +545,12 @@ class Journal:
         os.close(self._lock_fd)  # releases the flock: a journal left behind is an orphan now
         return drained
 
+    def _sync_loop(self) -> None:
+        while not self._stop:
+            time.sleep(self._fsync_every)
+            with self._write_lock:
+                self._sync()
+
     def _sync(self) -> None:
         if self._fd >= 0 and self._synced_seq < self._seq:
             os.fsync(self._fd)
@@ -509,17 +559,9 @@ class Journal:
     # -- delivering (the flusher thread) ----------------------------------------------
     def _run(self) -> None:
         delay = 0.0
-        last_sync = time.monotonic()
         while True:
-            timeout = delay if delay else self._interval
-            if self._fsync_every > 0:
-                timeout = min(timeout, self._fsync_every)
-            self._wake.wait(timeout)
+            self._wake.wait(delay if delay else self._interval)
             self._wake.clear()
-            if self._fsync_every > 0 and time.monotonic() - last_sync >= self._fsync_every:
-                with self._write_lock:
-                    self._sync()
-                last_sync = time.monotonic()
             heartbeat = bool(self.live_runs) and time.monotonic() >= self._lease_due
             if self.pending == 0 and not heartbeat and self._orphans_done:
                 if self._stop:
@@ -554,37 +596,55 @@ class Journal:
             return
         runs = set(self.live_runs)
         runs.update(r.run_id for _, r in batch.items if isinstance(r, records.RunStart))
-        try:
-            with self.backend.transaction(lock_wait=wait) as s:
-                last, rejected = (
-                    _deliver(s, self.journal_id, self.host, self.pid, batch.items, self.backend.uri)
-                    if batch.items
-                    else (self._delivered, [])
-                )
-                if runs:
-                    self._beat(s, runs)
-        except TransientBackendError:
-            raise
-        except Exception:
-            if not batch.items:
-                raise
-            # A record the store cannot take (not a passing fault): write the batch one
-            # record at a time, so that only that record is refused and the rest arrive.
-            last, rejected = _deliver_isolated(
-                self.backend, self.journal_id, self.host, self.pid, batch.items, wait
-            )
-            if runs:
+        last = self._delivered
+        if batch.items:
+            try:
                 with self.backend.transaction(lock_wait=wait) as s:
-                    self._beat(s, runs)
-        if not self.backend.capabilities.concurrent_writers:
-            self.backend.release()  # DuckDB: let readers and other writers in
-        self._lease_due = time.monotonic() + float(config.get("lease")) / 4
+                    last, rejected = _deliver(
+                        s, self.journal_id, self.host, self.pid, batch.items, self.backend.uri
+                    )
+                self._refused(rejected)
+            except TransientBackendError:
+                self.backend.release()  # a broken connection is opened afresh next time
+                raise
+            except Exception:
+                # Not a passing fault, as far as the driver tells: write the batch one
+                # record at a time, so that only a record the store cannot take is refused.
+                self.backend.release()
+                last = _deliver_isolated(
+                    self.backend, self.journal_id, self.host, self.pid, batch.items, wait,
+                    self._refused,
+                )  # fmt: skip
         with self._done:
             if batch.items:
                 self._delivered = max(self._delivered, batch.items[-1][0], last)
-            self.rejections.extend(rejected)
             self._done.notify_all()
         self._advance(batch)
+        if runs and (heartbeat or batch.items):
+            try:  # best effort: a lease that cannot be renewed never holds records back
+                with self.backend.transaction(lock_wait=wait) as s:
+                    self._beat(s, runs)
+                self._lease_due = time.monotonic() + float(config.get("lease")) / 4
+            except Exception as exc:
+                self.backend.release()
+                self.last_error = BackendError(f"renewing the runs' lease failed: {exc}")
+                self._lease_due = time.monotonic() + 1.0
+        if not self.backend.capabilities.concurrent_writers:
+            # DuckDB: let readers and other writers in after each batch; while a backlog
+            # drains in full batches, keep the file up to _HOLD seconds (closing it costs
+            # a checkpoint).
+            now = time.monotonic()
+            if self._held_since is None:
+                self._held_since = now
+            if len(batch.items) < self._batch or now - self._held_since >= _HOLD:
+                self.backend.release()
+                self._held_since = None
+
+    def _refused(self, rejected: list[tuple[int, records.Rejection]]) -> None:
+        """Records the store refused: raised by the tracker's next call."""
+        if rejected:
+            with self._done:
+                self.rejections.extend(rejected)
 
     def _beat(self, s: Session, runs: set[str]) -> None:
         _upsert_leases(

@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqltrack import _context, artifacts
+from sqltrack import _context, artifacts, ledger
 from sqltrack.entities import ModelVersion
 from sqltrack.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
 from sqltrack.identifiers import validate_key
@@ -226,6 +226,7 @@ def log_spark_model(
                 raise IntegrityError(
                     f"log_spark_model: the archive of {name!r} changed while it was stored"
                 )
+            ledger.record(s, "models", run_id, (name,), "insert")
             version = _get(s, run_id, name)
     assert version is not None
     return version

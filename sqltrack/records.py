@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from sqltrack import ledger
 from sqltrack.backends import Session
 from sqltrack.entities import RunStatus
 from sqltrack.errors import ConflictError, NotFoundError, SqltrackError
-from sqltrack.sqltext import Fragment, compose, ident, join
+from sqltrack.sqltext import Fragment, compose, ident, join, placeholders
 
 __all__ = [
     "Metrics",
@@ -54,10 +55,12 @@ RUN_COLUMNS = (
     "source_type",
     "git_commit",
 )
-METRIC_COLUMNS = ("run_id", "key", "value", "step", "timestamp")
-# The Python types guaranteed here (str, str, float, int, aware datetime), so
-# PostgreSQL can take a binary COPY.
-METRIC_TYPES = ("text", "text", "float8", "int8", "timestamptz")
+_EXPERIMENT_TAG_COLUMNS = ("experiment_id", "key", "value")
+_PAIR_COLUMNS = ("run_id", "key", "value")  # params and tags
+METRIC_COLUMNS = ("run_id", "key", "value", "step", "timestamp", "ledger_entry")
+# The Python types guaranteed here (str, str, float, int, aware datetime, int or None),
+# so PostgreSQL can take a binary COPY.
+METRIC_TYPES = ("text", "text", "float8", "int8", "timestamptz", "int8")
 
 
 @dataclass(frozen=True)
@@ -221,14 +224,18 @@ def ensure_experiment(
     s: Session, name: str, user: str, tags: Sequence[tuple[str, str]] = ()
 ) -> int:
     """The id of experiment ``name``, created when missing; ``tags`` are set on it
-    (in key order, so concurrent writers cannot deadlock)."""
-    s.execute(
+    (in key order, so concurrent writers cannot deadlock). Both go into the
+    experiment's ledger chain."""
+    created = s.execute(
         "INSERT INTO sqltrack.experiments (name, created_by) VALUES (?, ?) "
         "ON CONFLICT (name) DO NOTHING",
         (name, user),
     )
     rows = s.query("SELECT experiment_id FROM sqltrack.experiments WHERE name = ?", (name,))
     experiment_id = int(rows[0][0])
+    book = ledger.Book(s)
+    if created == 1:
+        book.stored("experiments", experiment_id, (experiment_id,), "insert")
     for key, value in sorted(dict(tags).items()):
         s.execute(
             "INSERT INTO sqltrack.experiment_tags (experiment_id, key, value) "
@@ -236,6 +243,10 @@ def ensure_experiment(
             "value = excluded.value",
             (experiment_id, key, value),
         )
+        book.values(
+            "experiment_tags", _EXPERIMENT_TAG_COLUMNS, [(experiment_id, key, value)], "set"
+        )
+    book.close()
     return experiment_id
 
 
@@ -295,6 +306,42 @@ def write_once_conflict(w: WriteOnce) -> ConflictError:
     )
 
 
+_PARAM_ROWS = 1000  # rows per INSERT: 3,000 bound values, far below PostgreSQL's 65,535
+
+
+def _insert_params(
+    s: Session, rows: Sequence[tuple[tuple[str, str], str]]
+) -> list[tuple[str, str, str]]:
+    """Insert new params in (run, key) order. A param another writer inserted meanwhile
+    (after this transaction read the stored ones) is skipped when it holds the same value
+    and a ConflictError naming both values when it does not, never the driver's
+    duplicate-key error; the order keeps concurrent writers from deadlocking. Returns the
+    rows this call inserted."""
+    written: list[tuple[str, str, str]] = []
+    for start in range(0, len(rows), _PARAM_ROWS):
+        part = rows[start : start + _PARAM_ROWS]
+        inserted = {
+            (r[0], r[1])
+            for r in s.query(
+                compose(
+                    "INSERT INTO sqltrack.params (run_id, key, value) VALUES {rows} "
+                    "ON CONFLICT (run_id, key) DO NOTHING RETURNING run_id, key",
+                    rows=join(", ", [Fragment("(?, ?, ?)")] * len(part)),
+                ),
+                [x for (rid, key), value in part for x in (rid, key, value)],
+            )
+        }
+        written += [(rid, key, value) for (rid, key), value in part if (rid, key) in inserted]
+        raced = [(rk, v) for rk, v in part if rk not in inserted]
+        for (rid, key), value in raced:
+            stored = s.query(
+                "SELECT value FROM sqltrack.params WHERE run_id = ? AND key = ?", (rid, key)
+            )
+            if stored and stored[0][0] != value:
+                raise param_conflict(rid, key, str(stored[0][0]), value)
+    return written
+
+
 def apply(s: Session, records: Sequence[Record], uri: str) -> list[Rejection]:
     """Write ``records`` in order inside the caller's transaction.
 
@@ -302,8 +349,10 @@ def apply(s: Session, records: Sequence[Record], uri: str) -> list[Rejection]:
     others are written. Run starts go first and run ends last within the batch, but
     each record is checked against the run's state *at its place in the batch*, so the
     outcome is the same as applying the records one by one. Tags are written in
-    (run, key) order, so concurrent writers on PostgreSQL cannot deadlock.
+    (run, key) order, so concurrent writers on PostgreSQL cannot deadlock. Every row
+    written is bound into its run's ledger chain in the same transaction.
     """
+    book = ledger.Book(s, uri)
     run_ids = sorted({r.run_id for r in records})
     status = _statuses(s, run_ids)
     params_of = _stored_params(s, [r for r in run_ids if r in status])
@@ -366,7 +415,8 @@ def apply(s: Session, records: Sequence[Record], uri: str) -> list[Rejection]:
                 if (rid, key) not in params_of:
                     params[(rid, key)] = value
         elif isinstance(record, Metrics):
-            metric_rows.extend((rid, k, v, st, ts) for k, v, st, ts in record.rows)
+            entry = book.entry_id(rid)
+            metric_rows.extend((rid, k, v, st, ts, entry) for k, v, st, ts in record.rows)
         else:
             state = _write_once_state(s, record, {(w.table, w.run_id): w for w in once})
             if isinstance(state, SqltrackError):
@@ -389,45 +439,51 @@ def apply(s: Session, records: Sequence[Record], uri: str) -> list[Rejection]:
         if experiment_id is None:
             assert start.experiment_name is not None
             experiment_id = ensure_experiment(s, start.experiment_name, start.user_name)
+        row = (
+            start.run_id,
+            experiment_id,
+            start.run_name,
+            RunStatus.RUNNING,
+            start.user_name,
+            start.start_time,
+            None,  # end_time
+            start.parent_run_id,
+            start.host_name,
+            start.source_name,
+            start.source_type,
+            start.git_commit,
+        )
         s.execute(
             compose(
-                "INSERT INTO sqltrack.runs ({cols}) VALUES "
-                "(?, ?, ?, 'RUNNING', ?, ?, NULL, ?, ?, ?, ?, ?)",
+                "INSERT INTO sqltrack.runs ({cols}) VALUES ({marks})",
                 cols=join(", ", (ident(c) for c in RUN_COLUMNS)),
+                marks=placeholders(len(RUN_COLUMNS)),
             ),
-            (
-                start.run_id,
-                experiment_id,
-                start.run_name,
-                start.user_name,
-                start.start_time,
-                start.parent_run_id,
-                start.host_name,
-                start.source_name,
-                start.source_type,
-                start.git_commit,
-            ),
+            row,
         )
+        book.values("runs", RUN_COLUMNS, [row], "start")
     if params:
-        s.insert_rows(
-            "sqltrack.params",
-            ("run_id", "key", "value"),
-            [(rid, k, v) for (rid, k), v in sorted(params.items())],
-        )
+        param_rows = _insert_params(s, sorted(params.items()))
+        book.values("params", _PAIR_COLUMNS, param_rows, "insert")
     for (rid, key), value in sorted(tags.items()):
         s.execute(
             "INSERT INTO sqltrack.tags (run_id, key, value) VALUES (?, ?, ?) "
             "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
             (rid, key, value),
         )
+        book.values("tags", _PAIR_COLUMNS, [(rid, key, value)], "set")
     if metric_rows:
         s.insert_rows("sqltrack.metrics", METRIC_COLUMNS, metric_rows, METRIC_TYPES)
+        book.metrics(metric_rows)
     for w in once:
         s.insert_rows(w.table, w.columns, w.rows)
+        book.values(w.table, w.columns, w.rows, "insert")
     for end in ends.values():
         s.execute(
             "UPDATE sqltrack.runs SET status = ?, end_time = ? WHERE run_id = ? "
             "AND status = 'RUNNING'",
             (end.status, end.end_time, end.run_id),
         )
+        book.stored("runs", end.run_id, (end.run_id,), "end")
+    book.close()
     return rejected

@@ -16,6 +16,7 @@ operators from a fixed table are ever written into the SQL text.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqltrack.backends import Backend, Session
 from sqltrack.errors import InvalidInputError, NotFoundError
+from sqltrack.identifiers import shown, validate_text
 from sqltrack.sqltext import Fragment, compose, join, placeholders
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Clause", "parse_filter", "parse_order_by", "read_only_query", "search_runs"]
+__all__ = ["Clause", "parse_filter", "parse_order_by", "search_runs"]
 
 ATTRIBUTES = {
     "run_id": "run_id",
@@ -76,6 +78,13 @@ _OPS = {
     "NOT IN": "NOT IN",
 }
 _LISTS = ("IN", "NOT IN")
+_PATTERNS = ("LIKE", "ILIKE", "NOT LIKE", "NOT ILIKE")
+# PostgreSQL binds at most 65,535 parameters per statement; a search over more values is
+# refused on both backends alike (a filter that one backend runs, the other runs too).
+MAX_BOUND_VALUES = 65_535
+# Integer literals longer than this are refused (Python turns at most 4,300 digits into text).
+_MAX_DIGITS = 1_000
+_BIGINT = 2**63
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -102,6 +111,7 @@ class Clause:
 def _tokens(text: str, what: str = "filter") -> list[tuple[str, str]]:
     out = []
     pos = 0
+    validate_text(text, f"filter {text[:60]!r}")
     text = text.strip()
     while pos < len(text):
         m = _TOKEN.match(text, pos)
@@ -155,9 +165,24 @@ def _value(token: tuple[str, str], text: str) -> Any:
     if kind == "string":
         return _unquote(raw)
     if kind == "number":
-        f = float(raw)
-        return int(f) if re.fullmatch(r"[-+]?\d+", raw) else f
+        if re.fullmatch(r"[-+]?\d+", raw):
+            if len(raw) > _MAX_DIGITS:
+                raise InvalidInputError(
+                    f"filter {text[:60]!r}: the number {raw[:20]}... has {len(raw):,} digits; "
+                    f"numbers have at most {_MAX_DIGITS:,}"
+                )
+            return int(raw)  # exact, also past 2**53
+        return float(raw)
     raise InvalidInputError(f"filter {text!r}: expected a quoted string or a number, found {raw!r}")
+
+
+def _double(v: Any) -> float:
+    """A number as the double it is compared as; integers past the range are ±inf, as the
+    literal 1e400 is."""
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
 
 
 def parse_filter(text: str) -> list[Clause]:
@@ -225,31 +250,76 @@ def parse_filter(text: str) -> list[Clause]:
 
 def _typed(c: Clause, text: str) -> Clause:
     if c.kind == "metrics":
-        if c.op in ("LIKE", "ILIKE", "NOT LIKE", "NOT ILIKE"):
+        if c.op in _PATTERNS:
             raise InvalidInputError(f"filter {text!r}: metrics compare with numbers, not {c.op}")
         for v in c.values:
             if isinstance(v, str):
                 raise InvalidInputError(
                     f"filter {text!r}: metric {c.key!r} compares with a number, not {v!r}"
                 )
-        return Clause(c.kind, c.key, c.op, tuple(float(v) for v in c.values))
+        return Clause(c.kind, c.key, c.op, tuple(_double(v) for v in c.values))
     if c.kind == "attributes" and c.key in _TIME_ATTRIBUTES:
-        return Clause(c.kind, c.key, c.op, tuple(_as_time(v, text) for v in c.values))
+        if c.op in _PATTERNS:
+            raise InvalidInputError(
+                f"filter {text!r}: {c.key} is a time; compare it with =, <, > ... and epoch "
+                f"milliseconds or ISO 8601 text, not {c.op}"
+            )
+        return Clause(c.kind, c.key, c.op, tuple(_as_time(v, c.key, text) for v in c.values))
     if c.kind == "attributes" and c.key == "experiment_id":
-        return Clause(c.kind, c.key, c.op, tuple(int(v) for v in c.values))
+        if c.op in _PATTERNS:
+            raise InvalidInputError(
+                f"filter {text!r}: experiment_id is a number; compare it with = or IN, not {c.op}"
+            )
+        return Clause(c.kind, c.key, c.op, tuple(_experiment_id(v, text) for v in c.values))
     return Clause(c.kind, c.key, c.op, tuple(str(v) for v in c.values))
 
 
-def _as_time(v: Any, text: str) -> datetime:
+def _experiment_id(v: Any, text: str) -> int:
+    """An experiment id: an integer, or text or a whole float that is one."""
+    number: int | None = None
+    if isinstance(v, int):
+        number = v
+    elif isinstance(v, float) and v.is_integer():
+        number = int(v)
+    elif isinstance(v, str) and re.fullmatch(r"\s*[-+]?\d{1,19}\s*", v):
+        number = int(v)
+    if number is None:
+        raise InvalidInputError(
+            f"filter {text!r}: experiment_id {shown(v)} is not an experiment id; ids are "
+            "whole numbers, e.g. attributes.experiment_id = 1"
+        )
+    if not -_BIGINT <= number < _BIGINT:
+        raise InvalidInputError(
+            f"filter {text!r}: experiment_id {shown(number)} is outside the 64-bit range of ids"
+        )
+    return number
+
+
+def _as_time(v: Any, key: str, text: str) -> datetime:
     if isinstance(v, int | float):
-        return datetime.fromtimestamp(v / 1000.0, tz=timezone.utc)  # epoch ms, as MLflow
+        try:
+            if not math.isfinite(v):
+                raise ValueError("not finite")
+            return datetime.fromtimestamp(v / 1000.0, tz=timezone.utc)  # epoch ms, as MLflow
+        except (OverflowError, OSError, ValueError) as exc:
+            raise InvalidInputError(
+                f"filter {text!r}: {key} {shown(v)} is out of range for epoch milliseconds "
+                "(years 1 to 9999); use epoch milliseconds or ISO 8601 text"
+            ) from exc
     try:
         t = datetime.fromisoformat(v)
     except ValueError as exc:
         raise InvalidInputError(
             f"filter {text!r}: {v!r} is not a time; use epoch milliseconds or ISO 8601"
         ) from exc
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    t = t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    try:
+        t.astimezone(timezone.utc)
+    except (OverflowError, ValueError) as exc:
+        raise InvalidInputError(
+            f"filter {text!r}: {key} {v!r} is out of range (years 1 to 9999 in UTC)"
+        ) from exc
+    return t
 
 
 _TABLES = {
@@ -297,13 +367,24 @@ def _compile(c: Clause) -> tuple[str, list[Any]]:
     return sql, params
 
 
-def parse_order_by(items: Sequence[str] | None) -> list[tuple[Fragment, list[Any]]]:
+def parse_order_by(items: Sequence[str] | str | None) -> list[tuple[Fragment, list[Any]]]:
+    """``["metrics.r2 DESC", "start_time"]``: one field each, ASC by default."""
+    if isinstance(items, str):
+        items = [items]
+    if items is not None and not isinstance(items, Sequence):
+        raise InvalidInputError(
+            f"order_by {shown(items)} must be a list of strings such as ['metrics.r2 DESC']"
+        )
     out = []
     for item in items or ():
         if not isinstance(item, str):
-            raise InvalidInputError(f"order_by item {item!r} must be a string")
-        m = re.fullmatch(r"\s*(.+?)(?:\s+(ASC|DESC))?\s*", item, re.IGNORECASE)
-        assert m
+            raise InvalidInputError(f"order_by item {shown(item)} must be a string")
+        validate_text(item, f"order_by {item[:60]!r}")
+        m = re.fullmatch(r"\s*(.+?)(?:\s+(ASC|DESC))?\s*", item, re.IGNORECASE | re.DOTALL)
+        if m is None or not item.strip():
+            raise InvalidInputError(
+                f"order_by item {item!r} is empty; name a field such as metrics.r2 DESC"
+            )
         toks = _tokens(m.group(1), "order_by")
         if len(toks) != 1:
             raise InvalidInputError(
@@ -336,8 +417,18 @@ def search_runs(
 
     if isinstance(experiment_names, str):
         experiment_names = [experiment_names]
-    if not isinstance(max_results, int) or max_results < 1:
-        raise InvalidInputError(f"max_results {max_results!r} must be a positive integer")
+    for name in experiment_names or ():
+        if not isinstance(name, str):
+            raise InvalidInputError(f"experiment name {shown(name)} must be a string")
+        validate_text(name, f"experiment name {name[:60]!r}")
+    if (
+        not isinstance(max_results, int)
+        or isinstance(max_results, bool)
+        or not 1 <= max_results < _BIGINT
+    ):
+        raise InvalidInputError(
+            f"max_results {shown(max_results)} must be a positive integer (below 2**63)"
+        )
     where: list[Fragment] = []
     params: list[Any] = []
     if experiment_names:
@@ -368,6 +459,12 @@ def search_runs(
         order=join(", ", order_sql),
     )
     params.append(max_results)
+    if len(params) > MAX_BOUND_VALUES:
+        raise InvalidInputError(
+            f"this search binds {len(params):,} values; the limit is {MAX_BOUND_VALUES:,} per "
+            "query (PostgreSQL's bind-parameter limit). Split a long IN list over several "
+            "searches, or tag the runs and filter on the tag"
+        )
     with backend.session(read_only=True) as s:
         require_experiments(s, backend.uri, experiment_names or ())
         runs = s.query(query, params)
@@ -425,21 +522,3 @@ def require_experiments(s: Session, uri: str, names: Sequence[str]) -> None:
             + (", ".join(repr(k) for k in known[:20]) or "none yet")
             + ("" if len(known) <= 20 else f" and {len(known) - 20} more")
         )
-
-
-_READ_ONLY_START = re.compile(r"^\s*(SELECT|WITH|VALUES|TABLE|SHOW|DESCRIBE|EXPLAIN)\b", re.I)
-
-
-def read_only_query(
-    backend: Backend, query: str, params: Sequence[Any] = ()
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run one query in a read-only transaction (the database enforces it)."""
-    if not isinstance(query, str) or not _READ_ONLY_START.match(query):
-        raise InvalidInputError(
-            f"sql {str(query)[:60]!r}: only read-only queries (SELECT, WITH, ...) are accepted"
-        )
-    with backend.transaction(read_only=True) as s:
-        table = s.arrow(query, params)
-    names = list(table.column_names)
-    rows = list(zip(*(table.column(i).to_pylist() for i in range(table.num_columns)), strict=True))
-    return names, rows

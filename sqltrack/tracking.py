@@ -14,9 +14,19 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from sqltrack import _context, _values, artifacts, config, records, runs, schema, search
+from sqltrack import (
+    _context,
+    _values,
+    artifacts,
+    config,
+    readsql,
+    records,
+    runs,
+    schema,
+    search,
+)
 from sqltrack.backends import Backend, Session, open_backend
 from sqltrack.entities import (
     ActiveRun,
@@ -36,7 +46,7 @@ from sqltrack.errors import (
     SqltrackError,
     TransientBackendError,
 )
-from sqltrack.identifiers import validate_key, validate_value
+from sqltrack.identifiers import shown, storable, validate_key, validate_name, validate_value
 from sqltrack.journal import JournalWarning
 from sqltrack.sqltext import Fragment, compose
 from sqltrack.writer import Writer, conflict_on_end
@@ -45,8 +55,10 @@ _T = TypeVar("_T")
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from sqltrack.audit import Comparison, Lineage
+    from sqltrack.ledger import LedgerDigest, VerifyReport
 
 __all__ = ["Tracker", "connect"]
 
@@ -54,7 +66,8 @@ DEFAULT_EXPERIMENT = "Default"
 _RUN_COLUMNS = Fragment(
     "run_id, experiment_id, run_name, status, user_name, start_time, end_time, "
     "parent_run_id, host_name, source_name, source_type, git_commit, "
-    "(SELECT l.state FROM sqltrack.run_liveness l WHERE l.run_id = runs.run_id) AS state"
+    "(SELECT l.state FROM sqltrack.run_liveness l WHERE l.run_id = runs.run_id) AS state, "
+    "db_user, end_db_user"
 )
 # Seconds start_run waits for a busy DuckDB file before it lets the journal's delivery
 # resolve the run's experiment (the call itself must stay fast while the store is away).
@@ -81,9 +94,7 @@ def connect(uri: str | None = None, *, read_only: bool = False) -> Tracker:
 
 
 def _experiment_name(name: object) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidInputError(f"experiment name {name!r} must be a non-empty string")
-    return validate_value(name, "experiment name")
+    return validate_name(name, "experiment name")
 
 
 def _run_id(run_id: object) -> str:
@@ -93,7 +104,7 @@ def _run_id(run_id: object) -> str:
         or not all(c in "0123456789abcdef" for c in run_id)
     ):
         raise InvalidInputError(
-            f"run id {run_id!r} is not a run id (32 lowercase hexadecimal characters)"
+            f"run id {shown(run_id)} is not a run id (32 lowercase hexadecimal characters)"
         )
     return run_id
 
@@ -186,10 +197,11 @@ class Tracker:
         name = _experiment_name(name)
         tag_pairs = [
             (validate_key(k, "tag key"), validate_value(v, f"tag {k!r}"))
-            for k, v in (tags or {}).items()
+            for k, v in _pairs(tags or {}, "tags")
         ]
+        user = storable(_context.user_name())
         with self.backend.transaction() as s:
-            experiment_id = records.ensure_experiment(s, name, _context.user_name(), tag_pairs)
+            experiment_id = records.ensure_experiment(s, name, user, tag_pairs)
         self._experiment_id = self._experiment_ids[name] = experiment_id
         return experiment_id
 
@@ -246,6 +258,8 @@ class Tracker:
                 self._experiment_ids[name] = int(rows[0][0])
             return self._experiment_ids[name]
         if isinstance(experiment, int) and not isinstance(experiment, bool):
+            if not -(2**63) <= experiment < 2**63:
+                raise NotFoundError(f"no experiment with id {shown(experiment)} in {self.uri}")
             with self.backend.session(read_only=True, lock_wait=wait) as s:
                 if not s.query(
                     "SELECT 1 FROM sqltrack.experiments WHERE experiment_id = ?", (experiment,)
@@ -253,10 +267,12 @@ class Tracker:
                     raise NotFoundError(f"no experiment with id {experiment} in {self.uri}")
             return experiment
         if experiment is not None:
-            raise InvalidInputError(f"experiment {experiment!r} must be a name or an id")
+            raise InvalidInputError(f"experiment {shown(experiment)} must be a name or an id")
         if self._experiment_id is None:
             with self.backend.transaction(lock_wait=wait) as s:
-                found = records.ensure_experiment(s, DEFAULT_EXPERIMENT, _context.user_name())
+                found = records.ensure_experiment(
+                    s, DEFAULT_EXPERIMENT, storable(_context.user_name())
+                )
             self._experiment_id = self._experiment_ids[DEFAULT_EXPERIMENT] = found
         return self._experiment_id
 
@@ -301,19 +317,20 @@ class Tracker:
         run_name = validate_value(run_name, "run name")
         tag_pairs = [
             (validate_key(k, "tag key"), validate_value(v, f"tag {k!r}"))
-            for k, v in (tags or {}).items()
+            for k, v in _pairs(tags or {}, "tags")
         ]
         source_name, source_type = _context.source()
         commit = _context.git_commit(source_name)
+        source_name = storable(source_name)  # a script path may hold undecodable bytes
         start = records.RunStart(
             run_id,
             experiment_id,
             experiment_name,
             run_name,
-            _context.user_name(),
+            storable(_context.user_name()),
             datetime.now(timezone.utc),
             parent_run_id,
-            _context.host_name(),
+            storable(_context.host_name()),
             source_name,
             source_type,
             commit,
@@ -627,12 +644,27 @@ class Tracker:
             self.backend, experiment_names, filter_string, order_by, max_results
         )
 
+    @overload
     def sql(
-        self, query: str, params: Sequence[Any] = ()
-    ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run one read-only SQL query against the store; return (column names, rows)."""
+        self, query: str, params: Sequence[Any] = (), *, output: Literal["rows"] = "rows"
+    ) -> tuple[list[str], list[tuple[Any, ...]]]: ...
+    @overload
+    def sql(
+        self, query: str, params: Sequence[Any] = (), *, output: Literal["arrow"]
+    ) -> pa.Table: ...
+    @overload
+    def sql(
+        self, query: str, params: Sequence[Any] = (), *, output: Literal["pandas"]
+    ) -> pd.DataFrame: ...
+    def sql(
+        self, query: str, params: Sequence[Any] = (), *, output: readsql.Output = "rows"
+    ) -> tuple[list[str], list[tuple[Any, ...]]] | pa.Table | pd.DataFrame:
+        """Run one read-only SELECT against the store, with ``?`` placeholders bound to
+        ``params``; return ``(column names, rows)``, an Arrow table (``output="arrow"``)
+        or a pandas DataFrame (``output="pandas"``). Anything but one SELECT is refused
+        (see :mod:`sqltrack.readsql`); every record logged before the call is visible."""
         self._read()
-        return search.read_only_query(self.backend, query, params)
+        return readsql.run(self.backend, query, params, output=output)
 
     # -- artifacts ------------------------------------------------------------
     def log_artifact(
@@ -773,6 +805,27 @@ class Tracker:
         from sqltrack import models
 
         return models.load_spark_model(self, self._reading(_run_id(run_id)), name)
+
+    # -- tamper evidence (sqltrack.ledger) ---------------------------------------
+    def verify(self, run_id: str | None = None, *, against: str | None = None) -> VerifyReport:
+        """Recompute the ledger's hash chains and every record (of one run, or of the
+        store) and report each mismatch; ``against`` a digest kept outside the store
+        (:meth:`ledger_digest`) also proves the history up to it unchanged."""
+        from sqltrack import ledger
+
+        self._read()
+        return ledger.verify(
+            self.backend, None if run_id is None else _run_id(run_id), against=against
+        )
+
+    def ledger_digest(self) -> LedgerDigest:
+        """The store's digest (a hash over every chain's head), recorded in
+        ``sqltrack.ledger_digests``: keep it outside the database to later prove, with
+        ``verify(against=digest)``, that nothing before it was changed."""
+        from sqltrack import ledger
+
+        self._read()
+        return ledger.take_digest(self.backend, _context.user_name())
 
     # -- audit and report (sqltrack.audit, sqltrack.report) ----------------------
     def compare_runs(self, run_ids: Sequence[str]) -> Comparison:

@@ -16,6 +16,7 @@ the journal has reached the store, so that they see every record logged before t
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import warnings
 import weakref
@@ -36,6 +37,9 @@ from sqltrack.journal import Journal, JournalWarning, journal_folder, orphans
 __all__ = ["Writer"]
 
 _OPEN: weakref.WeakSet[Writer] = weakref.WeakSet()
+# Seconds a journaled call waits for a busy DuckDB file to look up a run it does not know
+# (then the record is journaled and delivery checks the run).
+_LOOKUP_WAIT = 0.5
 
 
 @atexit.register
@@ -66,6 +70,10 @@ class Writer:
 
     def _open_journal(self) -> Journal:
         with self._lock:
+            if self._journal is not None and self._journal.pid != os.getpid():
+                # A forked child: the parent's journal and its flusher belong to the
+                # parent; this process gets its own.
+                self._journal = None
             if self._journal is None:
                 self._journal = Journal(self.backend, journal_folder(self.backend))
                 _OPEN.add(self)
@@ -83,8 +91,8 @@ class Writer:
         if known is not None:
             return known
         try:
-            self.deliver()
-            with self.backend.session(read_only=True) as s:
+            wait = _LOOKUP_WAIT if self.journaled else None
+            with self.backend.session(read_only=True, lock_wait=wait) as s:
                 rows = s.query("SELECT status FROM sqltrack.runs WHERE run_id = ?", (run_id,))
         except TransientBackendError:
             if self.journaled:
@@ -196,6 +204,8 @@ class Writer:
             return
         self._journal = None
         _OPEN.discard(self)
+        if journal.pid != os.getpid():
+            return  # inherited by fork: the parent delivers and closes its journal
         if not journal.close(float(config.get("end_wait"))):
             warnings.warn(
                 "closing the tracker: "

@@ -18,7 +18,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import __main__ as runner  # noqa: E402
-from benchmarks import journal, tracking  # noqa: E402
+from benchmarks import journal, ledger, tracking  # noqa: E402
 
 KEYS = {"benchmark", "backend", "anchor", "anchor_figure", "ratio"}
 
@@ -89,3 +89,14 @@ def test_journal_benchmark_rows(tmp_path: Path) -> None:
     assert [r["benchmark"].split(" ")[0] for r in rows] == ["log_metric,", "drain", "resident"]
     for row in rows:
         _check_row(row)
+
+
+def test_ledger_benchmark_rows(tmp_path: Path) -> None:
+    args = argparse.Namespace(
+        size="tiny", backends=("duckdb",), mlflow=False, pg_dsn=None, workdir=str(tmp_path)
+    )
+    rows = ledger.run(args)
+    assert [r["benchmark"].split("(")[-1] for r in rows] == ["journaled)", "SQLTRACK_JOURNAL=off)"]
+    for row in rows:
+        _check_row(row)
+        assert "verifies: True" in row["note"]

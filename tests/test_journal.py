@@ -140,15 +140,23 @@ def test_four_writers_and_a_reader_on_one_duckdb_file(tracker: Any, store_uri: s
     time.sleep(seconds / 3)
     reader = _hold_duckdb(_duckdb_path(store_uri), seconds / 3)
     reader.wait(seconds)
-    run_ids = []
+    run_ids, errors = [], []
     for w in writers:
         out, err = w.communicate(timeout=seconds * 3)
         assert w.returncode == 0, err
         run_ids.append(out.strip())
+        errors.append(err)
     with sqltrack.connect(store_uri) as t:
         for run_id in run_ids:
             assert t.get_run(run_id).info.status == "FINISHED"
-            assert _steps(t, run_id) == list(range(seconds * 10))
+            steps = _steps(t, run_id)
+            missing = sorted(set(range(seconds * 10)) - set(steps))
+            _, rejected = t.sql("SELECT * FROM sqltrack.journal_rejections")
+            _, progress = t.sql("SELECT * FROM sqltrack.journal_progress")
+            assert not missing and len(steps) == seconds * 10, (
+                f"run {run_id}: missing steps {missing}, {len(steps)} stored; "
+                f"rejections {rejected}; progress {progress}; writers' stderr {errors}"
+            )
 
 
 _LOGGER = """
@@ -217,7 +225,7 @@ def _all_runs(t: Any) -> list[Any]:
 
 
 def test_a_live_process_is_not_ended_as_stale(tracker: Any, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("SQLTRACK_LEASE", "0.5")
+    monkeypatch.setenv("SQLTRACK_LEASE", "60")  # renewed every 15 s: not during the test
     run = tracker.start_run()
     tracker.flush()
     with tracker.backend.transaction() as s:  # the lease lapses (say, a long outage)

@@ -29,6 +29,7 @@ class Capabilities:
     concurrent_writers: bool  # several processes may write at once
     json_type: str  # the column type documented for JSON values
     max_identifier_length: int  # longest table name the engine keeps whole
+    roles: bool = False  # logins with privileges the database enforces (sqltrack db grant)
 
 
 class Session(Protocol):
@@ -77,6 +78,11 @@ class Backend(Protocol):
         self, *, read_only: bool = False, lock_wait: float | None = None
     ) -> AbstractContextManager[Session]:
         """A connection inside one transaction: committed on success, rolled back on error."""
+
+    def read_query(self, sql: str, params: Sequence[Any], *, timeout: float) -> pa.Table:
+        """Run one SELECT that :func:`sqltrack.readsql.check` accepted (placeholders
+        ``$1, $2, ...``) where nothing can be written, cancelled after ``timeout`` seconds:
+        what ``Tracker.sql`` and ``sqltrack sql`` run."""
 
     def lock_schema(self, session: Session) -> None:
         """Serialise schema migrations across processes (inside a transaction)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from typing import Any
 
 from sqltrack.cli import command, emit
@@ -247,16 +248,21 @@ def _run_show(args: argparse.Namespace) -> None:
 
 @command(
     "sql",
-    "Run one read-only SQL query against the store.",
-    'sqltrack sql "SELECT run_id, key, value FROM sqltrack.latest_metrics" --format csv',
+    "Run one read-only SELECT against the store (parsed: any write, second statement or "
+    "function reaching outside the store is refused; ? placeholders take --param values).",
+    'sqltrack sql "SELECT key, value FROM sqltrack.latest_metrics WHERE run_id = ?" '
+    "--param 0123456789abcdef0123456789abcdef --format csv",
 )
 def _sql(p: argparse.ArgumentParser) -> None:
-    p.add_argument("query")
+    p.add_argument("query", help="one SELECT (WITH, UNION, subqueries); ? marks a value")
+    p.add_argument(
+        "--param", action="append", default=[], help="value for the next ? (repeatable, text)"
+    )
 
 
 @_sql.runner
 def _run_sql(args: argparse.Namespace) -> None:
-    columns, rows = _tracker(args).sql(args.query)
+    columns, rows = _tracker(args).sql(args.query, list(args.param))
     emit(columns, rows, args.format)
 
 
@@ -282,20 +288,62 @@ def _run_sync(args: argparse.Namespace) -> None:
 
 @command(
     "db",
-    "Schema management: 'db upgrade URI' applies pending migrations; 'db status URI' lists them.",
-    "sqltrack db upgrade postgresql://root@127.0.0.1/test",
+    "Schema management: 'db upgrade URI' applies pending migrations; 'db status URI' lists "
+    "them; 'db grant --reader ROLE --writer ROLE URI' (PostgreSQL, as the store's owner) "
+    "makes existing login roles readers (read everything, write nothing) or writers (log "
+    "runs, never change an ended one).",
+    "sqltrack db grant --reader auditor --writer trainer postgresql://root@127.0.0.1/test",
     formats=False,
 )
 def _db(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=("upgrade", "status"))
-    p.add_argument("target", nargs="?", help="store URI (or use --uri)")
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions = {
+        "upgrade": ("apply pending migrations", "sqltrack db upgrade URI"),
+        "status": ("list applied and pending migrations", "sqltrack db status URI"),
+        "grant": (
+            "make existing PostgreSQL login roles readers or writers of the store (run as "
+            "its owner or a superuser; again after db upgrade)",
+            "sqltrack db grant --reader auditor --writer trainer postgresql://root@host/db",
+        ),
+    }
+    parsers = {}
+    for name, (text, example) in actions.items():
+        q = sub.add_parser(
+            name,
+            help=text,
+            description=text,
+            epilog="Example: " + example,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        q.add_argument("target", nargs="?", help="store URI (or use --uri)")
+        q.add_argument("--uri", default=argparse.SUPPRESS, help="store URI")
+        parsers[name] = q
+    parsers["grant"].add_argument(
+        "--reader",
+        action="append",
+        default=[],
+        metavar="ROLE",
+        help="ROLE may read every table, view and dataset table (also later ones) and "
+        "write nothing (repeatable)",
+    )
+    parsers["grant"].add_argument(
+        "--writer",
+        action="append",
+        default=[],
+        metavar="ROLE",
+        help="ROLE may log runs, params, metrics, tags, artifacts, datasets and models, but "
+        "not change or delete what is stored (repeatable)",
+    )
 
 
 @_db.runner
-def _run_db(args: argparse.Namespace) -> None:
-    from sqltrack import config, schema
+def _run_db(args: argparse.Namespace) -> int | None:
+    from sqltrack import config, roles, schema
     from sqltrack.backends import open_backend
 
+    if args.action == "grant" and not (args.reader or args.writer):
+        print("sqltrack: error: db grant needs --reader ROLE or --writer ROLE", file=sys.stderr)
+        return 2
     backend = open_backend(config.store_uri(args.target or args.uri))
     try:
         if args.action == "upgrade":
@@ -304,9 +352,27 @@ def _run_db(args: argparse.Namespace) -> None:
                 f"{backend.uri}: applied {len(names)} migration(s)"
                 + (": " + ", ".join(names) if names else "; already up to date")
             )
+        elif args.action == "grant":
+            wanted = [(r, roles.READER) for r in args.reader]
+            wanted += [(r, roles.WRITER) for r in args.writer]
+            for role, kind in wanted:
+                done = roles.grant(backend, role, kind)
+                print(
+                    f"{backend.uri}: {done.role} is a {done.kind} ({done.catalog_objects} "
+                    f"catalog tables and views, {done.dataset_tables} dataset tables; owner "
+                    f"{done.owner})"
+                )
+                for table in done.not_shared:
+                    print(
+                        f"sqltrack: warning: could not share {table} with {done.role}: it "
+                        "belongs to a role this login cannot act for; grant again as a "
+                        "superuser",
+                        file=sys.stderr,
+                    )
         else:
-            done = schema.applied(backend) or {}
+            done_names = schema.applied(backend) or {}
             for m in schema.migrations(backend.capabilities.name):
-                print(f"{'applied' if m.name in done else 'pending'}  {m.name}")
+                print(f"{'applied' if m.name in done_names else 'pending'}  {m.name}")
     finally:
         backend.close()
+    return None
