@@ -59,7 +59,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from sqltrack.audit import Comparison, Lineage
+    from sqltrack.deployments import Deployment
     from sqltrack.ledger import LedgerDigest, VerifyReport
+    from sqltrack.registry import AliasEvent, RegisteredModel, RegisteredModelVersion
 
 __all__ = ["Tracker", "connect"]
 
@@ -836,9 +838,184 @@ class Tracker:
         )
 
     def load_spark_model(self, run_id: str, name: str = "model") -> Any:
+        """Reload a stored model by run id and name, or by a model URI (``runs:/RUN_ID/NAME``,
+        ``models:/NAME/VERSION``, ``models:/NAME@ALIAS``) in place of the run id."""
         from sqltrack import models
 
-        return models.load_spark_model(self, self._reading(_run_id(run_id)), name)
+        ref = run_id if isinstance(run_id, str) and ":/" in run_id else None
+        self._read()
+        return models.load_spark_model(self, ref or _run_id(run_id), name)
+
+    # -- model registry and deployments (sqltrack.registry, sqltrack.deployments) ---------
+    def _registry_write(self, what: str, write: Callable[[], _T]) -> _T:
+        self._read()  # the run's end must be in the store before governance reads it
+        return self._retrying(what, write)
+
+    def create_registered_model(
+        self, name: str, description: str | None = None, tags: Mapping[str, Any] | None = None
+    ) -> RegisteredModel:
+        """Create a registered model (``register_model`` also creates it on first use)."""
+        from sqltrack import registry
+
+        return self._registry_write(
+            "create_registered_model",
+            lambda: registry.create_registered_model(self.backend, name, description, tags),
+        )
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        """A registered model with its latest version, aliases and tags."""
+        from sqltrack import registry
+
+        self._read()
+        return registry.get_registered_model(self.backend, name)
+
+    def search_registered_models(self, filter_string: str = "") -> list[RegisteredModel]:
+        """Registered models by name; ``filter_string`` such as ``name LIKE 'churn%'``."""
+        from sqltrack import registry
+
+        self._read()
+        return registry.search_registered_models(self.backend, filter_string)
+
+    def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
+        from sqltrack import registry
+
+        self._registry_write(
+            "set_registered_model_tag",
+            lambda: registry.set_registered_model_tag(self.backend, name, key, value),
+        )
+
+    def register_model(
+        self, model_uri: str, name: str, description: str | None = None
+    ) -> RegisteredModelVersion:
+        """Register the stored model ``model_uri`` names (``runs:/RUN_ID/model``) as the
+        next version of ``name``; refused unless its run is FINISHED and its training data
+        matches its fingerprint."""
+        from sqltrack import registry
+
+        return self._registry_write(
+            "register_model",
+            lambda: registry.register_model(self.backend, model_uri, name, description),
+        )
+
+    def get_model_version(self, name: str, version: int | str) -> RegisteredModelVersion:
+        from sqltrack import registry
+
+        self._read()
+        return registry.get_model_version(self.backend, name, version)
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> RegisteredModelVersion:
+        from sqltrack import registry
+
+        self._read()
+        return registry.get_model_version_by_alias(self.backend, name, alias)
+
+    def search_model_versions(
+        self, filter_string: str = "", max_results: int = 1000
+    ) -> list[RegisteredModelVersion]:
+        """Versions, newest first, aliases filled in; ``filter_string`` such as
+        ``name = 'churn' AND run_id = '...'``."""
+        from sqltrack import registry
+
+        self._read()
+        return registry.search_model_versions(self.backend, filter_string, max_results)
+
+    def set_registered_model_alias(
+        self, name: str, alias: str, version: int | str, reason: str | None = None
+    ) -> RegisteredModelVersion:
+        """Set or move an alias; the change is kept in the alias history."""
+        from sqltrack import registry
+
+        return self._registry_write(
+            "set_registered_model_alias",
+            lambda: registry.set_registered_model_alias(self.backend, name, alias, version, reason),
+        )
+
+    def delete_registered_model_alias(
+        self, name: str, alias: str, reason: str | None = None
+    ) -> None:
+        from sqltrack import registry
+
+        self._registry_write(
+            "delete_registered_model_alias",
+            lambda: registry.delete_registered_model_alias(self.backend, name, alias, reason),
+        )
+
+    def get_model_alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
+        """Every change of a registered model's aliases (or of one), oldest first."""
+        from sqltrack import registry
+
+        self._read()
+        return registry.alias_history(self.backend, name, alias)
+
+    def deploy(
+        self,
+        model_uri: str,
+        target: str,
+        kind: str,
+        config: Mapping[str, Any] | None = None,
+        *,
+        replace: bool = False,
+        reason: str | None = None,
+    ) -> Deployment:
+        """Record the deployment of a registered version (``models:/NAME@ALIAS``) to a
+        target: ``sql_view``, ``mlflow_dir``, or an external platform (``sagemaker``,
+        ``azureml``, ... with ``endpoint`` and ``region`` in ``config``)."""
+        from sqltrack import deployments
+
+        return self._registry_write(
+            "deploy",
+            lambda: deployments.deploy(
+                self.backend, model_uri, target, kind, config, replace=replace, reason=reason
+            ),
+        )
+
+    def undeploy(self, target: str, reason: str | None = None) -> Deployment:
+        """Take down what is live on ``target``; return that deployment, now ended."""
+        from sqltrack import deployments
+
+        return self._registry_write(
+            "undeploy", lambda: deployments.undeploy(self.backend, target, reason)
+        )
+
+    def export_model(
+        self,
+        model_uri: str,
+        path: str | Path,
+        format: str = "mlflow",
+        *,
+        target: str | None = None,
+        replace: bool = False,
+        reason: str | None = None,
+    ) -> Deployment:
+        """Write a registered version (``models:/NAME@ALIAS``) into the new directory
+        ``path`` in MLflow's model format (spark and python_function flavors, signature,
+        requirements), recorded as a deployment of kind ``mlflow_dir``."""
+        from sqltrack import export
+
+        return self._registry_write(
+            "export_model",
+            lambda: export.export_model(
+                self.backend, model_uri, path, format, target=target, replace=replace,
+                reason=reason,
+            ),
+        )  # fmt: skip
+
+    def get_deployment_at(self, target: str, when: datetime) -> Deployment | None:
+        """What was live on ``target`` at ``when`` (None: nothing), with the run and the
+        exact data that trained it: the documented query of docs/schema.md."""
+        from sqltrack import deployments
+
+        self._read()
+        return deployments.deployment_at(self.backend, target, when)
+
+    def list_deployments(
+        self, target: str | None = None, *, include_ended: bool = False
+    ) -> list[Deployment]:
+        """What is live per target (or every deployment ever, with ``include_ended``)."""
+        from sqltrack import deployments
+
+        self._read()
+        return deployments.list_deployments(self.backend, target, include_ended=include_ended)
 
     # -- tamper evidence (sqltrack.ledger) ---------------------------------------
     def verify(self, run_id: str | None = None, *, against: str | None = None) -> VerifyReport:
