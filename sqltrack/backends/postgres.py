@@ -199,12 +199,17 @@ class PostgresBackend:
     def session(
         self, *, read_only: bool = False, lock_wait: float | None = None
     ) -> Iterator[PostgresSession]:
+        import psycopg
+
         with self._lock:
             conn = self._connection()
             if read_only or self.read_only:
-                with conn.transaction():
-                    conn.execute("SET TRANSACTION READ ONLY")
-                    yield PostgresSession(conn, self.uri)
+                try:
+                    with conn.transaction():
+                        conn.execute("SET TRANSACTION READ ONLY")
+                        yield PostgresSession(conn, self.uri)
+                except psycopg.Error as exc:  # e.g. a connection that broke since its last use
+                    raise _map_error(exc, self.uri) from exc
             else:
                 yield PostgresSession(conn, self.uri)
 
