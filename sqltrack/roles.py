@@ -55,6 +55,9 @@ WRITER_UPDATES = frozenset(
         "ledger_heads",  # moved forward by each append (compare-and-set), never back
     }
 )
+# Tables a writer also deletes from: the records of its own dataset staging (removed when
+# the write publishes or its writer is gone).
+WRITER_DELETES = frozenset({"staging_writers"})
 # Tables a writer only reads: the migrations and the grants themselves.
 WRITER_READS = frozenset({"schema_migrations", "role_grants"})
 
@@ -133,6 +136,8 @@ def _catalog(s: Session) -> list[tuple[str, bool]]:
 def _writer_privileges(table: str, is_view: bool) -> Fragment:
     if is_view or table in WRITER_READS:
         return Fragment("SELECT")
+    if table in WRITER_DELETES:
+        return Fragment("SELECT, INSERT, UPDATE, DELETE")
     if table in WRITER_UPDATES:
         return Fragment("SELECT, INSERT, UPDATE")
     return Fragment("SELECT, INSERT")
