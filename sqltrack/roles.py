@@ -43,8 +43,9 @@ DATA_SCHEMA = "sqltrack_data"
 # 0007_roles allow (a run ends once; tags change value; artifacts and datasets change
 # only while their run runs). Every other table is append-only for a writer.
 WRITER_UPDATES = frozenset(
-    {"runs", "tags", "experiment_tags", "artifacts", "datasets", "journal_progress", "run_leases"}
-)
+    {"runs", "tags", "experiment_tags", "artifacts", "datasets", "journal_progress", "run_leases",
+     "ledger_heads"}  # the head of each hash chain moves with every append (sqltrack.ledger)
+)  # fmt: skip
 # Tables a writer only reads: the migrations and the grants themselves.
 WRITER_READS = frozenset({"schema_migrations", "role_grants"})
 
