@@ -41,11 +41,20 @@ DATA_SCHEMA = "sqltrack_data"
 
 # Tables sqltrack itself updates: a writer may UPDATE them, within what the guards of
 # 0007_roles allow (a run ends once; tags change value; artifacts and datasets change
-# only while their run runs). Every other table is append-only for a writer.
+# only while their run runs; a chain's head moves forward). Every other table is
+# append-only for a writer.
 WRITER_UPDATES = frozenset(
-    {"runs", "tags", "experiment_tags", "artifacts", "datasets", "journal_progress", "run_leases",
-     "ledger_heads"}  # the head of each hash chain moves with every append (sqltrack.ledger)
-)  # fmt: skip
+    {
+        "runs",
+        "tags",
+        "experiment_tags",
+        "artifacts",
+        "datasets",
+        "journal_progress",
+        "run_leases",
+        "ledger_heads",  # moved forward by each append (compare-and-set), never back
+    }
+)
 # Tables a writer only reads: the migrations and the grants themselves.
 WRITER_READS = frozenset({"schema_migrations", "role_grants"})
 

@@ -425,42 +425,51 @@ def test_an_owner_without_superuser_grants_and_shares_writers_tables(store, spar
 
 
 # -- the hash chain -----------------------------------------------------------------------
-def test_the_hash_chain_table_is_append_only_for_writers(store):
-    """0007 guards sqltrack.ledger when it exists (0006_ledger). Without it on this
-    branch, a stand-in table made before 0007 is applied shows the guard attaches."""
-    from sqltrack import schema
-
-    _reset_pg(store.owner)
-    backend = open_backend(store.owner)
+def test_the_hash_chain_is_append_only_for_writers(store, capsys):
+    _grant(store.owner, store.names["writer"], roles.WRITER)
+    _grant(store.owner, store.names["reader"], roles.READER)
+    writer = sqltrack.connect(store.writer)
     try:
-        known = schema.migrations("postgres")
-        schema._apply(backend, [m for m in known if m.name < "0007"])
-        with _pg_connect(store.owner) as conn:
-            if conn.execute("SELECT to_regclass('sqltrack.ledger')").fetchone()[0] is None:
-                conn.execute("CREATE TABLE sqltrack.ledger (seq BIGINT, digest TEXT)")
-                conn.execute("INSERT INTO sqltrack.ledger VALUES (1, 'a')")
-        schema.upgrade(backend)
-        roles.grant(backend, store.names["writer"], roles.WRITER)
+        writer.set_experiment("audit")
+        with writer.start_run(run_name="chained") as run:
+            writer.log_param("alpha", "1")
+            writer.log_metrics({"loss": 0.5, "acc": 0.9})
+        writer.flush()
     finally:
-        backend.close()
+        writer.close()
+    # A writer appends to the chain and records digests; an auditor verifies.
+    assert main(["verify", "--digest", "--uri", store.writer, "--format", "json"]) == 0
+    taken = json.loads(capsys.readouterr().out)
+    assert taken["ok"] and taken["digest"]
+    assert main(["verify", "--uri", store.reader, "--against", taken["digest"]]) == 0
+    capsys.readouterr()
+    login = store.names["writer"]
     with _pg_connect(store.owner) as conn:
-        column = conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
-            "'sqltrack' AND table_name = 'ledger' ORDER BY ordinal_position LIMIT 1"
-        ).fetchone()[0]
+        logins = conn.execute(
+            "SELECT DISTINCT db_user FROM sqltrack.ledger WHERE scope = %s", (run.run_id,)
+        ).fetchall()
+        digest_login = conn.execute("SELECT db_user FROM sqltrack.ledger_digests").fetchone()
+        # A DBA who grants the writer everything still cannot make it rewrite the chain.
         conn.execute(
-            pgsql.SQL("GRANT ALL ON sqltrack.ledger TO {}").format(
-                pgsql.Identifier(store.names["writer"])
+            pgsql.SQL("GRANT ALL ON ALL TABLES IN SCHEMA sqltrack TO {}").format(
+                pgsql.Identifier(login)
             )
         )
+    assert logins == [(login,)] and digest_login == (login,)
     before = _snapshot(store.owner)
-    col = pgsql.Identifier(column)
-    for statement in (
-        pgsql.SQL("UPDATE sqltrack.ledger SET {} = {}").format(col, col),
-        "DELETE FROM sqltrack.ledger",
-        "TRUNCATE sqltrack.ledger",
+    rid = (run.run_id,)
+    for statement, params, expected in (
+        ("UPDATE sqltrack.ledger SET row_digest = 'x' WHERE scope = %s", rid, "written once"),
+        ("DELETE FROM sqltrack.ledger WHERE scope = %s", rid, "written once"),
+        ("TRUNCATE sqltrack.ledger", (), "written once"),
+        ("UPDATE sqltrack.ledger_digests SET chains = 0", (), "written once"),
+        ("DELETE FROM sqltrack.ledger_digest_heads", (), "written once"),
+        ("DELETE FROM sqltrack.ledger_heads WHERE scope = %s", rid, "written once"),
+        ("UPDATE sqltrack.ledger_heads SET seq = seq - 1 WHERE scope = %s", rid, "forward"),
+        ("UPDATE sqltrack.ledger_heads SET hash = 'x' WHERE scope = %s", rid, "forward"),
+        ("UPDATE sqltrack.ledger_heads SET scope = 'y' WHERE scope = %s", rid, "forward"),
     ):
-        assert "written once" in _refused(store.writer, statement)
+        assert expected in _refused(store.writer, statement, params), statement
     assert _snapshot(store.owner) == before
 
 
