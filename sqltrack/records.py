@@ -459,7 +459,7 @@ def apply(s: Session, records: Sequence[Record], uri: str) -> list[Rejection]:
             ),
             row,
         )
-        book.values("runs", RUN_COLUMNS, [row], "start")
+        book.stored("runs", start.run_id, (start.run_id,), "start")  # with its db_user
     if params:
         param_rows = _insert_params(s, sorted(params.items()))
         book.values("params", _PAIR_COLUMNS, param_rows, "insert")

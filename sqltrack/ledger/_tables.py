@@ -101,6 +101,8 @@ RUNS = register(
             "source_name",
             "source_type",
             "git_commit",
+            "db_user",  # migration 0007: the database logins that started and ended it
+            "end_db_user",
         ),
     )
 )
@@ -119,6 +121,7 @@ register(
             "sha256",
             "chunk_count",
             "created_at",
+            "db_user",
         ),
     )
 )
@@ -138,6 +141,8 @@ register(
             "ordered",
             "created_at",
             "created_by",
+            "db_user",
+            "fingerprint_version",  # migration 0008
         ),
         text_columns=("spark_schema",),
     )
@@ -161,6 +166,7 @@ register(
             "input_schema",
             "created_at",
             "created_by",
+            "db_user",
         ),
         text_columns=("input_columns", "input_schema"),
     )
