@@ -19,10 +19,10 @@ from pyspark.sql.datasource import (
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StructType
 
-from sqltrack import config, datasets
+from sqltrack import config, datasets, staging
 from sqltrack.backends import open_backend
 from sqltrack.entities import Dataset
-from sqltrack.errors import InvalidInputError
+from sqltrack.errors import InvalidInputError, SqltrackError
 
 __all__ = ["SqltrackDataSource"]
 
@@ -44,6 +44,13 @@ class SqltrackPartition(InputPartition):  # type: ignore[misc]
     def __init__(self, part: Any) -> None:
         super().__init__(part)
         self.part = part
+
+
+def _float_option(name: str, value: str) -> float:
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise InvalidInputError(f"option {name}={value!r} is not a number") from exc
 
 
 def _uri(options: Any) -> str:
@@ -121,6 +128,8 @@ class SqltrackDataSource(DataSource):  # type: ignore[misc]
                 "belongs to that run"
             )
         ordered = datasets.parse_bool(self.options.get("keep_order", "false"), "keep_order")
+        writer = self.options.get("writer")
+        deadline = self.options.get("deadline")
         spec = datasets.WriteSpec.new(
             uri,
             run_id,
@@ -130,13 +139,26 @@ class SqltrackDataSource(DataSource):  # type: ignore[misc]
             spark_schema=schema.json(),
             arrow_schema=to_arrow_schema(schema, timezone="UTC"),
             created_by=self.options.get("created_by"),
+            staging=self.options.get("staging"),
+            writer=(
+                staging.Writer.parse(writer) if writer else staging.Writer.spark_driver()
+            ).text(),
+            deadline=_float_option("deadline", deadline) if deadline else None,
         )
         backend = open_backend(uri)
         try:
-            with backend.session(read_only=True) as s:
-                datasets.check_writable(s, backend.uri, spec.run_id, spec.name, overwrite)
-            datasets.gc(backend)  # the janitor: staging of dead drivers
-            datasets.engine(backend).prepare(backend, spec)
+
+            def check() -> None:
+                with backend.session(read_only=True) as s:
+                    datasets.check_writable(s, backend.uri, spec.run_id, spec.name, overwrite)
+
+            staging.retrying(f"checking run {spec.run_id}", check, spec.deadline)
+            staging.janitor(backend)  # the staging of writers that are gone
+            staging.retrying(
+                f"creating staging {spec.staging}",
+                lambda: staging.begin(backend, spec),
+                spec.deadline,
+            )
         finally:
             backend.close()
         return SqltrackWriter(spec)
@@ -157,7 +179,13 @@ class SqltrackWriter(DataSourceArrowWriter):  # type: ignore[misc]
         partition = ctx.partitionId() if ctx else 0
         attempt = ctx.attemptNumber() if ctx else 0
         backend, engine = self._engine()
-        backend.close()  # executors never hold the store; the engine opens what it needs
+        try:
+            if backend.capabilities.concurrent_writers:  # never the DuckDB file from executors
+                staging.heartbeat(backend, self.spec.staging)
+        except SqltrackError:
+            pass  # a missed beat: the lease covers it, and staging below waits for the store
+        finally:
+            backend.close()  # executors never hold the store; the engine opens what it needs
         payload = engine.stage(self.spec, iterator, partition, attempt)
         fail = os.environ.get("SQLTRACK_TEST_FAIL_AFTER_STAGE")  # fault injection in tests
         if fail and attempt == 0 and str(partition) in fail.split(","):
@@ -165,19 +193,36 @@ class SqltrackWriter(DataSourceArrowWriter):  # type: ignore[misc]
         return StagedAttempt(payload)
 
     def commit(self, messages: list[StagedAttempt | None]) -> None:
+        spec = self.spec
         backend, engine = self._engine()
+        payloads = [m.payload for m in messages if m is not None]
+
+        def publish() -> None:
+            if not staging.published(backend, spec.staging):  # a lost answer to a COMMIT
+                engine.publish(backend, spec, payloads)
+
         try:
-            engine.publish(backend, self.spec, [m.payload for m in messages if m is not None])
+            staging.retrying(f"publishing dataset {spec.name!r}", publish, spec.deadline)
         except BaseException:
-            engine.discard(backend, self.spec)
+            try:
+                staging.discard(backend, spec)
+            except SqltrackError:
+                pass  # the store is away: the janitor removes it once the writer is gone
+            backend.close()
             raise
+        try:
+            staging.finish(backend, spec)
+        except SqltrackError:
+            pass  # published; the row says so and the janitor removes the rest at once
         finally:
             backend.close()
 
     def abort(self, messages: list[StagedAttempt | None]) -> None:
-        backend, engine = self._engine()
+        backend, _ = self._engine()
         try:
-            engine.discard(backend, self.spec)
+            staging.discard(backend, self.spec)
+        except SqltrackError:
+            pass  # the store is away: the janitor removes it once the writer is gone
         finally:
             backend.close()
 
@@ -196,4 +241,7 @@ class SqltrackReader(DataSourceReader):  # type: ignore[misc]
         backend = open_backend(self.uri)
         engine = datasets.engine(backend)
         backend.close()
-        yield from engine.read(self.uri, self.dataset, partition.part, self.target)
+        part = partition.part
+        yield from datasets.counted(
+            self.dataset, part, engine.read(self.uri, self.dataset, part, self.target)
+        )

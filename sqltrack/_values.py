@@ -71,9 +71,15 @@ def step(key: str, value: object) -> int:
     return result
 
 
+# Epoch milliseconds below this (1973-03-03) are refused: such a number is nearly always
+# seconds (``time.time()``), which would be stored as a date in January 1970.
+MIN_EPOCH_MS = 100_000_000_000
+
+
 def timestamp(key: str, value: object) -> datetime:
-    """None -> now; int/float -> epoch milliseconds (MLflow's convention); datetime
-    -> itself (a naive datetime is read as local time)."""
+    """None -> now; int/float -> epoch milliseconds (MLflow's convention), refused below
+    :data:`MIN_EPOCH_MS` as plainly seconds; datetime -> itself (a naive datetime is read
+    as local time)."""
     if value is None:
         return datetime.now(timezone.utc)
     if isinstance(value, datetime):
@@ -95,6 +101,12 @@ def timestamp(key: str, value: object) -> datetime:
             ) from exc
         if not math.isfinite(f):
             raise InvalidInputError(f"metric {key!r}: timestamp {shown(value)} is not finite")
+        if 0 <= f < MIN_EPOCH_MS:
+            raise InvalidInputError(
+                f"metric {key!r}: timestamp {shown(value)} looks like seconds since the epoch "
+                "(as epoch milliseconds it is before 1973); pass milliseconds "
+                "(int(time.time() * 1000)) or a datetime"
+            )
         try:
             return datetime.fromtimestamp(f / 1000.0, tz=timezone.utc)
         except (OverflowError, OSError, ValueError) as exc:

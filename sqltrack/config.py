@@ -114,6 +114,13 @@ SETTINGS: dict[str, Setting] = {
             "cost (sqltrack verify then reports those records as written behind its back).",
         ),
         Setting(
+            "bulk_retry",
+            "SQLTRACK_BULK_RETRY",
+            "60",
+            "Seconds a dataset write keeps retrying an unreachable or busy store (with "
+            "back-off) before it gives up.",
+        ),
+        Setting(
             "connect_timeout",
             "SQLTRACK_CONNECT_TIMEOUT",
             "10",

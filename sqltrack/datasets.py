@@ -7,9 +7,10 @@ reader can query. The bytes move through the Spark data source of the
 ``spark_datasource`` package (``format("sqltrack")``); this module holds what both
 the tracker and that data source need and imports no Spark at module level:
 naming and validation of dataset names, the write description handed to Spark's
-processes (:class:`WriteSpec`), the catalog rows, the staging janitor, and
-:func:`conform`, which gives record batches read back from either engine exactly
-the Arrow schema Spark expects.
+processes (:class:`WriteSpec`), the catalog rows, verification and the read plan
+(exact loads), and :func:`conform`, which gives record batches read back from either
+engine exactly the Arrow schema Spark expects. Staging areas, their writers and the
+janitor are :mod:`sqltrack.staging`.
 
 The engine-specific halves (how executors stage rows, how ``commit()`` publishes
 them, how a fingerprint is computed) live in ``sqltrack.backends.<name>_datasets``
@@ -25,19 +26,28 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import random
 import re
+import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from sqltrack import _context, ledger, runs
+from sqltrack import _context, config, ledger, runs
 from sqltrack.backends import Backend, Session, open_backend
 from sqltrack.entities import Dataset
-from sqltrack.errors import ConflictError, InvalidInputError, NotFoundError
+from sqltrack.errors import (
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+    SqltrackError,
+    TransientBackendError,
+)
 from sqltrack.sqltext import Fragment, compose, ident
 
 if TYPE_CHECKING:
@@ -48,13 +58,15 @@ if TYPE_CHECKING:
 __all__ = [
     "DATA_SCHEMA",
     "ENTRY_POINT_GROUP",
+    "FINGERPRINT_VERSION",
     "FORMAT",
     "ORDINAL_COLUMN",
     "STAGING_MAX_AGE",
+    "Slice",
     "WriteSpec",
     "conform",
+    "counted",
     "engine",
-    "gc",
     "get_dataset",
     "list_datasets",
     "load_dataset",
@@ -70,15 +82,20 @@ STAGING_PREFIX = "_stg_"
 # Kept-order datasets carry this extra BIGINT column: partition << 40 | row index.
 ORDINAL_COLUMN = "_sqltrack_ordinal"
 ORDINAL_SHIFT = 40
-# Staging older than this is taken as orphaned (its driver died) by the janitor that
-# runs before every write and by `sqltrack gc`.
+# The fingerprint algorithm of new datasets (``sqltrack.datasets.fingerprint_version``):
+# 1 (before migration 0008) hashed the multiset of rows and could not tell -0.0 from 0.0;
+# 2 also hashes the sign of every float and, for kept-order datasets, each row's rank.
+FINGERPRINT_VERSION = 2
+# Staging without a writer row (made before migration 0009) older than this is taken as
+# orphaned by the janitor (sqltrack.staging.gc); staging with one goes when its writer does.
 STAGING_MAX_AGE = 24 * 3600.0
 MAX_NAME_LENGTH = 128
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _STAGING_RE = re.compile(r"^_stg_(\d{10})_([0-9a-f]{16})$")
 _COLUMNS = Fragment(
     "dataset_id, run_id, name, table_name, row_count, size_bytes, "
-    "CAST(spark_schema AS TEXT), fingerprint, created_at, created_by, ordered"
+    "CAST(spark_schema AS TEXT), fingerprint, created_at, created_by, ordered, "
+    "fingerprint_version"
 )
 MODES = ("append", "overwrite")
 
@@ -126,6 +143,11 @@ def staging_name(started: float, write_id: str) -> str:
     return f"{STAGING_PREFIX}{int(started):010d}_{write_id}"
 
 
+def new_staging() -> str:
+    """A fresh staging name: the time it was made and 16 random hex digits."""
+    return staging_name(time.time(), uuid.uuid4().hex[:16])
+
+
 def staging_age(name: str, now: float | None = None) -> float | None:
     """Seconds since a staging area named by :func:`staging_name` was made, else None."""
     m = _STAGING_RE.match(name)
@@ -152,6 +174,8 @@ class WriteSpec:
     write_id: str
     started: float
     arrow_schema: bytes  # the Arrow schema of the batches (IPC-serialised)
+    writer: str  # the process that owns the write: host/pid/start (sqltrack.staging.Writer)
+    deadline: float  # epoch seconds: transient store errors are retried until then
 
     @property
     def arrow(self) -> pa.Schema:
@@ -170,6 +194,9 @@ class WriteSpec:
         spark_schema: str,
         arrow_schema: pa.Schema,
         created_by: str | None = None,
+        staging: str | None = None,
+        writer: str = "",
+        deadline: float | None = None,
     ) -> WriteSpec:
         backend = open_backend(uri)
         try:
@@ -179,14 +206,22 @@ class WriteSpec:
         fields = json.loads(spark_schema)["fields"]
         columns = tuple(f["name"] for f in fields)
         check_columns(columns, limit)
-        started = time.time()
-        write_id = uuid.uuid4().hex[:16]
+        if staging is None:
+            staging = new_staging()
+        m = _STAGING_RE.match(staging)
+        if not m:
+            raise InvalidInputError(
+                f"option staging={staging!r} is not a staging name (_stg_<10 digits>_<16 hex>); "
+                "leave it out and the data source makes one"
+            )
+        started = float(m.group(1))
+        write_id = m.group(2)
         return WriteSpec(
             uri=uri,
             run_id=run_id,
             name=validate_name(name),
             table=table_name(run_id, name, limit),
-            staging=staging_name(started, write_id),
+            staging=staging,
             overwrite=overwrite,
             ordered=ordered,
             spark_schema=spark_schema,
@@ -195,6 +230,10 @@ class WriteSpec:
             write_id=write_id,
             started=started,
             arrow_schema=arrow_schema.serialize().to_pybytes(),
+            writer=writer,
+            deadline=(time.time() + float(config.get("bulk_retry")))
+            if deadline is None
+            else deadline,
         )
 
 
@@ -234,25 +273,30 @@ class Engine(Protocol):
     def publish(self, backend: Backend, spec: WriteSpec, messages: list[dict[str, Any]]) -> None:
         """Commit side: publish exactly the attempts named in ``messages``, atomically."""
 
-    def discard(self, backend: Backend, spec: WriteSpec) -> None:
-        """Remove everything the write staged (abort, or after publishing)."""
+    def fingerprint(
+        self, s: Session, table: str, columns: Sequence[str], *, ordered: bool, version: int
+    ) -> tuple[str, int]:
+        """Content hash of a data table's user columns with algorithm ``version`` (see
+        :data:`FINGERPRINT_VERSION`), and the table's row count."""
 
-    def fingerprint(self, s: Session, table: str, columns: Sequence[str]) -> str:
-        """Order-independent content hash of a data table's user columns."""
-
-    def read_plan(self, backend: Backend, dataset: Dataset, partitions: int) -> list[Any]:
-        """Picklable ``(kind, lo, hi)`` slices, disjoint, together covering an unordered
-        table (kept-order tables are planned by :func:`read_plan`)."""
+    def read_plan(self, backend: Backend, dataset: Dataset, partitions: int) -> list[Slice]:
+        """Disjoint slices of an unordered table that together cover every possible row
+        (the first and last are open-ended), each with the rows it holds now (kept-order
+        tables are planned by :func:`read_plan`)."""
 
     def read(
-        self, uri: str, dataset: Dataset, part: Any, target: pa.Schema
+        self, uri: str, dataset: Dataset, part: Slice, target: pa.Schema
     ) -> Iterator[pa.RecordBatch]:
         """Executor side: one slice as record batches of exactly ``target``."""
 
     def staging_areas(self, backend: Backend) -> list[str]:
         """Names of every staging area present."""
 
-    def drop_staging(self, backend: Backend, staging: str) -> None: ...
+    def staging_bytes(self, backend: Backend, staging: str) -> int:
+        """Bytes a staging area takes (0 when it is gone)."""
+
+    def drop_staging(self, backend: Backend, staging: str) -> None:
+        """Remove a staging area if present (TransientBackendError while it is locked)."""
 
 
 def engine(backend: Backend) -> Engine:
@@ -260,22 +304,69 @@ def engine(backend: Backend) -> Engine:
     return module.ENGINE  # type: ignore[no-any-return]
 
 
-def read_plan(backend: Backend, dataset: Dataset, partitions: int) -> list[Any]:
+class Slice(NamedTuple):
+    """One read task: rows whose ``kind`` key (``rowid``, ``ctid`` page or ``ordinal``)
+    is in ``[lo, hi)`` (``None``: unbounded), of which the plan counted ``rows``."""
+
+    kind: str
+    lo: int | None
+    hi: int | None
+    rows: int
+
+
+def read_plan(backend: Backend, dataset: Dataset, partitions: int) -> list[Slice]:
     """The read slices of a dataset: one per original partition for a kept-order one
-    (``("ordinal", lo, hi)``, read in order), else the engine's."""
-    if not dataset.ordered:
-        return engine(backend).read_plan(backend, dataset, partitions)
+    (read in order), else the engine's. Together they cover every row the table could
+    hold, and the rows they count must be the catalog's ``row_count`` (IntegrityError)."""
+    if dataset.ordered:
+        plan = _ordinal_plan(backend, dataset)
+    else:
+        plan = engine(backend).read_plan(backend, dataset, partitions)
+    planned = sum(p.rows for p in plan)
+    if planned != dataset.row_count:
+        raise IntegrityError(
+            f"{_describe(dataset)} holds {planned} rows but its catalog row says "
+            f"{dataset.row_count}: rows were added or removed, or the catalog was edited, "
+            "after logging. Log the dataset again from its source"
+        )
+    return plan
+
+
+def _ordinal_plan(backend: Backend, dataset: Dataset) -> list[Slice]:
     schema, table = dataset.table_name.split(".", 1)
     with backend.session(read_only=True) as s:
         parts = s.query(
             compose(
-                "SELECT DISTINCT {ord} >> ? FROM {t} ORDER BY 1",
+                "SELECT {ord} >> ?, count(*) FROM {t} GROUP BY 1 ORDER BY 1",
                 ord=ident(ORDINAL_COLUMN),
                 t=ident(schema, table),
             ),
             (ORDINAL_SHIFT,),
         )
-    return [("ordinal", int(p) << ORDINAL_SHIFT, (int(p) + 1) << ORDINAL_SHIFT) for (p,) in parts]
+    if not parts:
+        return [Slice("ordinal", None, None, 0)]
+    plan = []
+    for i, (p, n) in enumerate(parts):
+        lo = None if i == 0 else int(p) << ORDINAL_SHIFT
+        hi = None if i == len(parts) - 1 else int(parts[i + 1][0]) << ORDINAL_SHIFT
+        plan.append(Slice("ordinal", lo, hi, int(n)))
+    return plan
+
+
+def counted(dataset: Dataset, part: Slice, batches: Iterable[pa.RecordBatch]) -> Iterator[Any]:
+    """``batches`` as they come, then IntegrityError unless they held exactly the rows
+    the plan counted for ``part``: every load reads the whole table, never part of it."""
+    rows = 0
+    for batch in batches:
+        rows += batch.num_rows
+        yield batch
+    if rows != part.rows:
+        raise IntegrityError(
+            f"reading {_describe(dataset)} gave {rows} rows for the slice {part.kind} "
+            f"[{part.lo}, {part.hi}) where the plan counted {part.rows}: the table changed "
+            "while it was read. Load it again; if it keeps changing, something else writes "
+            "to the table"
+        )
 
 
 def drop_table(s: Session, table: str) -> None:
@@ -297,6 +388,7 @@ def _dataset(row: Sequence[Any]) -> Dataset:
         created_at=row[8],
         created_by=row[9],
         ordered=bool(row[10]),
+        fingerprint_version=1 if row[11] is None else int(row[11]),
     )
 
 
@@ -385,20 +477,22 @@ def record(
         size_bytes,
         spec.spark_schema,
         fingerprint,
+        FINGERPRINT_VERSION,
         spec.ordered,
         spec.created_by,
     )
     if replaced is None:
         s.execute(
             "INSERT INTO sqltrack.datasets (table_name, row_count, size_bytes, spark_schema, "
-            "fingerprint, ordered, created_by, run_id, name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "fingerprint, fingerprint_version, ordered, created_by, run_id, name) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (*values, spec.run_id, spec.name),
         )
     else:
         s.execute(
             "UPDATE sqltrack.datasets SET table_name = ?, row_count = ?, size_bytes = ?, "
-            "spark_schema = ?, fingerprint = ?, ordered = ?, created_by = ?, "
-            "created_at = current_timestamp WHERE dataset_id = ?",
+            "spark_schema = ?, fingerprint = ?, fingerprint_version = ?, ordered = ?, "
+            "created_by = ?, created_at = current_timestamp WHERE dataset_id = ?",
             (*values, replaced),
         )
     ledger.record(
@@ -449,36 +543,38 @@ def user_columns(spec_or_schema: WriteSpec | str) -> list[str]:
     return [f["name"] for f in json.loads(text)["fields"]]
 
 
-def verify(backend: Backend, dataset: Dataset) -> None:
-    """Recompute the fingerprint of the stored table; IntegrityError on a mismatch."""
-    from sqltrack.errors import IntegrityError
+def _describe(dataset: Dataset) -> str:
+    return (
+        f"dataset {dataset.name!r} of run {dataset.run_id} (id {dataset.dataset_id}, table "
+        f"{dataset.table_name})"
+    )
 
+
+def verify(backend: Backend, dataset: Dataset) -> None:
+    """Recompute the fingerprint of the stored table with the algorithm it was recorded
+    with, and count its rows; IntegrityError when either differs from the catalog."""
     eng = engine(backend)
     with backend.session(read_only=True) as s:
-        actual = eng.fingerprint(
-            s, dataset.table_name.split(".", 1)[1], user_columns(dataset.spark_schema)
+        actual, rows = eng.fingerprint(
+            s,
+            dataset.table_name.split(".", 1)[1],
+            user_columns(dataset.spark_schema),
+            ordered=dataset.ordered,
+            version=dataset.fingerprint_version,
+        )
+    if rows != dataset.row_count:
+        raise IntegrityError(
+            f"{_describe(dataset)} holds {rows} rows but its catalog row says "
+            f"{dataset.row_count}: rows were added or removed, or the catalog was edited, "
+            "after logging. Log the dataset again from its source"
         )
     if actual != dataset.fingerprint:
+        order = " or their order" if dataset.ordered else ""
         raise IntegrityError(
-            f"dataset {dataset.name!r} of run {dataset.run_id} (id {dataset.dataset_id}, table "
-            f"{dataset.table_name}) does not match its fingerprint: recorded "
-            f"{dataset.fingerprint}, found {actual}. The stored rows were changed after logging"
+            f"{_describe(dataset)} does not match its fingerprint: recorded "
+            f"{dataset.fingerprint}, found {actual}. The stored rows{order} were changed "
+            "after logging"
         )
-
-
-# -- the janitor ------------------------------------------------------------------------
-def gc(backend: Backend, older_than: float = STAGING_MAX_AGE) -> list[str]:
-    """Remove staging areas older than ``older_than`` seconds (left by dead drivers);
-    return their names. A staging area younger than that may belong to a running write."""
-    eng = engine(backend)
-    now = time.time()
-    removed = []
-    for area in eng.staging_areas(backend):
-        age = staging_age(area, now)
-        if age is not None and age >= older_than:
-            eng.drop_staging(backend, area)
-            removed.append(area)
-    return removed
 
 
 # -- Arrow conformance (readers of both engines) ---------------------------------------------
@@ -551,8 +647,11 @@ def ensure_registered(spark: Any) -> None:
             f"no Spark data source is installed for sqltrack (entry point group "
             f"{ENTRY_POINT_GROUP!r}); reinstall sqltrack (pip install sqltrack)"
         )
-    for ep in found:
-        ep.load()(spark)
+    from sqltrack._workers import datasource_interpreter
+
+    with datasource_interpreter(spark):  # workers that can import it, or one clear error
+        for ep in found:
+            ep.load()(spark)
     try:
         _REGISTERED.add(spark)
     except TypeError:
@@ -577,28 +676,103 @@ def log_dataset(
     mode: str = "append",
     keep_order: bool = False,
 ) -> Dataset:
-    """Write ``df`` through ``format("sqltrack")`` and return its catalog row."""
+    """Write ``df`` through ``format("sqltrack")`` and return its catalog row.
+
+    This process is the write's recorded owner and keeps its heartbeat while Spark runs.
+    A write that fails on an unreachable or busy store (TransientBackendError) is run
+    again, with back-off, until ``SQLTRACK_BULK_RETRY`` seconds have passed; each failed
+    attempt's staging is removed (or, while the store is away, at the next write)."""
+    from sqltrack import staging
+
     name = validate_name(name)
     overwrite = _check_mode(mode)
     backend = tracker.backend
-    with backend.session(read_only=True) as s:
-        check_writable(s, backend.uri, run_id, name, overwrite)
+    until = staging.deadline()
+
+    def check() -> None:
+        with backend.session(read_only=True) as s:
+            check_writable(s, backend.uri, run_id, name, overwrite)
+
+    staging.retrying(f"checking run {run_id}", check, until)
     check_columns(df.columns, backend.capabilities.max_identifier_length)
     spark = df.sparkSession
     ensure_registered(spark)
-    backend.release()  # DuckDB: Spark's processes need the file
-    writer = (
-        df.write.format(FORMAT)
-        .option("uri", backend.full_uri())
-        .option("run_id", run_id)
-        .option("name", name)
-        .option("keep_order", str(bool(keep_order)).lower())
-        .option("created_by", _context.user_name())
-        .mode(mode)
+    uri = backend.full_uri()
+    _drop_abandoned(backend, uri)
+    owner = staging.Writer.this_process().text()
+    started, delay = time.time(), 0.5
+    while True:
+        area = new_staging()
+        backend.release()  # DuckDB: Spark's processes need the file
+        writer = (
+            df.write.format(FORMAT)
+            .option("uri", uri)
+            .option("run_id", run_id)
+            .option("name", name)
+            .option("keep_order", str(bool(keep_order)).lower())
+            .option("created_by", _context.user_name())
+            .option("staging", area)
+            .option("writer", owner)
+            .option("deadline", repr(until))
+            .mode(mode)
+        )
+        try:
+            with staging.beating(uri, area), _sqltrack_errors():
+                writer.save()
+            break
+        except TransientBackendError as exc:
+            if _settle(backend, uri, area, until):
+                break  # its COMMIT reached the store; only the answer was lost
+            if time.time() + delay > until:
+                raise TransientBackendError(
+                    f"logging dataset {name!r} of run {run_id}: gave up after retrying for "
+                    f"{time.time() - started:.0f} s (SQLTRACK_BULK_RETRY); nothing was "
+                    f"published: {exc}"
+                ) from exc
+            time.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, 5.0)
+        except BaseException:
+            _settle(backend, uri, area, time.time())
+            raise
+    return staging.retrying(
+        f"reading dataset {name!r}", lambda: get_dataset(backend, run_id, name), until
     )
-    with _sqltrack_errors():
-        writer.save()
-    return get_dataset(backend, run_id, name)
+
+
+# Staging of this process's failed writes that the store was too far away to remove.
+_ABANDONED: dict[str, set[str]] = {}
+_ABANDONED_LOCK = threading.Lock()
+
+
+def _settle(backend: Backend, uri: str, area: str, until: float) -> bool:
+    """After a failed write: whether it was published after all; its staging goes either
+    way (or is remembered for the next write while the store is away)."""
+    from sqltrack import staging
+
+    try:
+        done = staging.retrying(
+            f"checking staging {area}", lambda: staging.published(backend, area), until
+        )
+        staging.drop(backend, area)
+        return done
+    except SqltrackError:
+        with _ABANDONED_LOCK:
+            _ABANDONED.setdefault(uri, set()).add(area)
+        return False
+
+
+def _drop_abandoned(backend: Backend, uri: str) -> None:
+    from sqltrack import staging
+
+    with _ABANDONED_LOCK:
+        pending = sorted(_ABANDONED.get(uri, ()))
+    for area in pending:
+        try:
+            staging.drop(backend, area)
+        except SqltrackError:
+            continue
+        with _ABANDONED_LOCK:
+            _ABANDONED.get(uri, set()).discard(area)
 
 
 def load_dataset(tracker: Tracker, spark: Any, run_id: str, name: str) -> Any:

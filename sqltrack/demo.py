@@ -19,13 +19,20 @@ invocation's id (``demo.invocation``) and the queries select by it.
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+import sys
+import tempfile
+import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -278,22 +285,93 @@ def _roc_figure(predictions: Any, title: str) -> Any | None:
     return fig
 
 
-def _spark_session() -> Any:
+def spark_log_path() -> Path:
+    """Where a quiet demo sends the output of Spark's JVM (and of its Python workers)."""
+    return Path(tempfile.gettempdir()) / f"sqltrack-demo-spark-{os.getuid()}.log"
+
+
+@contextmanager
+def _process_output_to(log: Path) -> Iterator[None]:
+    """Point file descriptors 1 and 2 at ``log`` while the block runs. Spark's JVM, started
+    inside, inherits them: its log4j lines, JDK warnings, stack traces and progress bars
+    (and those of the Python workers it starts) go to the file for good, while this
+    process gets its own terminal back when the block ends."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for f in (fd, *saved):
+            os.close(f)
+
+
+def _spark_session(quiet: bool = False) -> Any:
     from pyspark.sql import SparkSession
 
-    spark = (
+    builder = (
         SparkSession.builder.master("local[2]")
         .appName("sqltrack-demo")
         .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
     )
-    spark.sparkContext.setLogLevel("ERROR")
+    if not quiet:
+        spark = builder.config("spark.ui.showConsoleProgress", "false").getOrCreate()
+        spark.sparkContext.setLogLevel("ERROR")
+        return spark
+    builder = builder.config("spark.ui.showConsoleProgress", "false")
+    with _process_output_to(spark_log_path()):
+        spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")  # to the log file, where warnings help
     return spark
+
+
+@contextmanager
+def _quiet_python() -> Iterator[None]:
+    """Only sqltrack's lines: Python warnings (pyspark's) and log records (py4j logs every
+    call that Ctrl-C breaks, on the root logger) are dropped while the demo runs;
+    sqltrack's own warnings still show (sqltrack does not log)."""
+    from sqltrack.journal import JournalWarning
+
+    disabled = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("default", JournalWarning)
+            yield
+    finally:
+        logging.disable(disabled)
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt and nothing else. pyspark's own SIGINT handler
+    calls Spark (cancelAllJobs) from inside the handler, which breaks the py4j call the
+    main thread is in the middle of ("reentrant call") and can leave it waiting; the demo
+    cancels its jobs afterwards, from ordinary code."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _query(tracker: Tracker, result: DemoResult, name: str, param: str) -> QueryResult:
@@ -347,9 +425,23 @@ def run_demo(
     spark: Any = None,
     rows: int = 100_000,
     out: Callable[[str], None] = print,
+    quiet: bool = False,
 ) -> DemoResult:
     """Run the scenario against the store at ``uri`` (default: SQLTRACK_URI, else
-    ``duckdb:///tracking.duckdb``) with a local Spark (or ``spark``); return its answers."""
+    ``duckdb:///tracking.duckdb``) with a local Spark (or ``spark``); return its answers.
+
+    ``quiet`` (what ``sqltrack demo`` does without ``--verbose``): the only output is
+    ``out``'s lines; Spark's JVM writes to :func:`spark_log_path` and Python warnings
+    of pyspark are dropped."""
+    if not quiet:
+        return _run_demo(uri, spark, rows, out, quiet)
+    with _quiet_python():
+        return _run_demo(uri, spark, rows, out, quiet)
+
+
+def _run_demo(
+    uri: str | None, spark: Any, rows: int, out: Callable[[str], None], quiet: bool
+) -> DemoResult:
     import sqltrack
     from sqltrack import config, schema
     from sqltrack.backends import open_backend
@@ -370,21 +462,45 @@ def run_demo(
     say(f"store {tracker.uri}" + (f" (applied {', '.join(applied)})" if applied else ""))
     own_spark = spark is None
     if own_spark:
-        say("starting Spark (local[2])")
-        spark = _spark_session()
+        say("starting Spark (local[2])" + (f"; its log: {spark_log_path()}" if quiet else ""))
+        spark = _spark_session(quiet)
     cached: list[Any] = []
     try:
-        fitted = _scenario(tracker, spark, rows, result, say, cached)
-        _answers(tracker, spark, result, fitted, say, out)
-    finally:
-        tracker.close()
-        for df in cached:
-            df.unpersist()
-        if own_spark:
-            spark.stop()
+        with _interruptible() if own_spark else _nothing():
+            fitted = _scenario(tracker, spark, rows, result, say, cached)
+            _answers(tracker, spark, result, fitted, say, out)
+    except BaseException:
+        # Ctrl-C (or an error): the runs in progress already ended (KILLED or FAILED) as
+        # their blocks exited; release Spark without letting a broken py4j call (Ctrl-C
+        # interrupts it) replace the original exception.
+        try:
+            _release(spark if own_spark else None, cached, interrupted=True)
+        except Exception:
+            pass
+        try:
+            tracker.close()
+        except Exception:
+            pass
+        raise
+    tracker.close()
+    _release(spark if own_spark else None, cached)
     result.seconds = time.perf_counter() - started
     say(f"done in {result.seconds:.0f} s; demo invocation {invocation}")
     return result
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _release(spark: Any, cached: list[Any], interrupted: bool = False) -> None:
+    if spark is not None and interrupted:
+        spark.sparkContext.cancelAllJobs()
+    for df in cached:
+        df.unpersist()
+    if spark is not None:
+        spark.stop()
 
 
 def _scenario(
@@ -457,6 +573,7 @@ def _model_run(
         tracker.start_timer("training_time")
         fitted = estimator.fit(train_features)
         seconds = tracker.stop_and_log_timer("training_time")
+        _log_training_curve(tracker, fitted, train_features)
         tracker.log_model_params(fitted)
         predictions = fitted.transform(test_features)
         label = TARGET if spec.kind == "regression" else LABEL
@@ -475,6 +592,18 @@ def _model_run(
         )
         say(f"{scientist:5} {spec.run_name:24} {shown}  (fit {seconds:.1f} s)")
     return run.run_id, model
+
+
+def _log_training_curve(tracker: Tracker, fitted: Any, train_features: Any) -> None:
+    """A per-iteration training curve, where Spark keeps one: logistic regression's
+    objective history (free: the fit recorded it), and gradient-boosted trees' loss on
+    their training data after each tree (one Spark job)."""
+    from pyspark.ml.classification import GBTClassificationModel, LogisticRegressionModel
+
+    if isinstance(fitted, LogisticRegressionModel) and fitted.hasSummary:
+        tracker.log_metric_history("training_objective", fitted.summary.objectiveHistory)
+    elif isinstance(fitted, GBTClassificationModel):
+        tracker.log_metric_history("training_loss", fitted.evaluateEachIteration(train_features))
 
 
 def _answers(

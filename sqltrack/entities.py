@@ -154,6 +154,7 @@ class Dataset:
     created_at: datetime
     created_by: str
     ordered: bool = False  # logged with keep_order=True: reloads in the original row order
+    fingerprint_version: int = 1  # the algorithm of ``fingerprint`` (2 since migration 0008)
 
 
 @dataclass(frozen=True)

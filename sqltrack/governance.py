@@ -10,7 +10,8 @@ Evaluator metrics live in :mod:`sqltrack.evaluation`.
   rows plus one param per column: ``city -> StringIndexer -> OneHotEncoder -> VectorAssembler
   -> features``. Predictors (the model stage, recognised by its ``predictionCol``) are not part
   of a chain.
-- :func:`log_model_params`: every param of every stage from ``extractParamMap()``.
+- :func:`log_model_params`: every param of every stage from ``extractParamMap()``, keyed
+  ``<Class>.<param>`` (a single model) or ``Stage<path>.<Class>.<param>`` (a pipeline).
 
 Spark is imported inside the functions: ``import sqltrack`` never loads pyspark. Each helper
 checks that the run is RUNNING before any Spark job, releases the store (a DuckDB file must
@@ -444,13 +445,17 @@ def render_param(value: Any) -> str:
 
 
 def log_model_params(tracker: Tracker, model: Any, run_id: str) -> dict[str, str]:
-    """Log every param of a fitted model (or of every stage of a ``PipelineModel``, keyed
-    ``Stage<path>.<Class>.<param>``) and ``model_class``; return what was logged."""
+    """Log every param of a fitted model and ``model_class``; return what was logged.
+
+    Keys are prefixed so that they cannot collide with the user's own params (a user's
+    ``seed=42`` next to the model's ``seed``): ``<Class>.<param>`` for a single model
+    (``LogisticRegressionModel.regParam``), ``Stage<path>.<Class>.<param>`` for each stage
+    of a ``PipelineModel`` (``Stage3.LogisticRegressionModel.regParam``)."""
     _require_fitted(model, "log_model_params")
     if _is_pipeline(model):
         stages = [(f"Stage{s.path}.{s.name}.", s.stage) for s in flatten_stages(model)]
     else:
-        stages = [("", model)]
+        stages = [(f"{type(model).__name__}.", model)]
     params = {"model_class": _class_path(model)}
     for prefix, stage in stages:
         for param, value in sorted(stage.extractParamMap().items(), key=lambda kv: kv[0].name):

@@ -257,6 +257,12 @@ def param_conflict(run_id: str, key: str, old: str, new: str) -> ConflictError:
     )
 
 
+def already_ended(run_id: str, status: str) -> ConflictError:
+    return ConflictError(
+        f"run {run_id} has already ended ({status}); end_run ends a RUNNING run once"
+    )
+
+
 def not_running(run_id: str, status: str | None, uri: str, what: str = "records") -> SqltrackError:
     if status is None:
         return NotFoundError(f"run {run_id} does not exist in {uri}")
@@ -390,6 +396,9 @@ def apply(s: Session, records: Sequence[Record], uri: str) -> list[Rejection]:
         if status.get(rid) != RunStatus.RUNNING:
             if isinstance(record, RunEnd) and rid in ends:
                 continue  # the same run ended twice in one batch: the first end counts
+            if isinstance(record, RunEnd) and rid in status:
+                refuse(record, already_ended(rid, status[rid]))  # ended by another process
+                continue
             refuse(record, not_running(rid, status.get(rid), uri))
             continue
         if isinstance(record, RunEnd):

@@ -41,8 +41,7 @@ DATA_SCHEMA = "sqltrack_data"
 
 # Tables sqltrack itself updates: a writer may UPDATE them, within what the guards of
 # 0007_roles allow (a run ends once; tags change value; artifacts and datasets change
-# only while their run runs; a chain's head moves forward). Every other table is
-# append-only for a writer.
+# only while their run runs). Every other table is append-only for a writer.
 WRITER_UPDATES = frozenset(
     {
         "runs",
@@ -52,9 +51,13 @@ WRITER_UPDATES = frozenset(
         "datasets",
         "journal_progress",
         "run_leases",
-        "ledger_heads",  # moved forward by each append (compare-and-set), never back
+        "ledger_heads",  # moved by each append (compare-and-set)
+        "staging_writers",
     }
 )
+# Bookkeeping a writer also deletes from: the row of a dataset staging area goes with it
+# (its own writes, and the janitor's removal of a gone writer's staging).
+WRITER_DELETES = frozenset({"staging_writers"})
 # Tables a writer only reads: the migrations and the grants themselves.
 WRITER_READS = frozenset({"schema_migrations", "role_grants"})
 
@@ -133,6 +136,8 @@ def _catalog(s: Session) -> list[tuple[str, bool]]:
 def _writer_privileges(table: str, is_view: bool) -> Fragment:
     if is_view or table in WRITER_READS:
         return Fragment("SELECT")
+    if table in WRITER_DELETES:
+        return Fragment("SELECT, INSERT, UPDATE, DELETE")
     if table in WRITER_UPDATES:
         return Fragment("SELECT, INSERT, UPDATE")
     return Fragment("SELECT, INSERT")

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from sqltrack.backends import Backend
-from sqltrack.errors import InvalidInputError
+from sqltrack.backends import Backend, Session
+from sqltrack.errors import InvalidInputError, NotFoundError
 from sqltrack.identifiers import shown, validate_text
 from sqltrack.sqltext import Fragment, compose, join, placeholders
 
@@ -108,7 +108,7 @@ class Clause:
     values: tuple[Any, ...]
 
 
-def _tokens(text: str) -> list[tuple[str, str]]:
+def _tokens(text: str, what: str = "filter") -> list[tuple[str, str]]:
     out = []
     pos = 0
     validate_text(text, f"filter {text[:60]!r}")
@@ -117,7 +117,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
             raise InvalidInputError(
-                f"cannot parse filter {text!r} at position {pos}: {text[pos : pos + 20]!r}; "
+                f"cannot parse {what} {text!r} at position {pos}: {text[pos : pos + 20]!r}; "
                 "write clauses like metrics.r2 > 0.5 and params.model = 'rf'"
             )
         kind = m.lastgroup or ""
@@ -136,14 +136,14 @@ def _unquote(s: str) -> str:
     return s
 
 
-def _field(token: tuple[str, str], text: str) -> tuple[str, str]:
+def _field(token: tuple[str, str], text: str, what: str = "filter") -> tuple[str, str]:
     kind, raw = token
     if kind == "field":
         prefix, name = raw.split(".", 1)
         entity = _PREFIXES.get(prefix.lower())
         if entity is None:
             raise InvalidInputError(
-                f"filter {text!r}: unknown field {raw!r}; use metrics.<key>, params.<key>, "
+                f"{what} {text!r}: unknown field {raw!r}; use metrics.<key>, params.<key>, "
                 "tags.<key> or attributes.<name>"
             )
         name = _unquote(name)
@@ -151,11 +151,11 @@ def _field(token: tuple[str, str], text: str) -> tuple[str, str]:
         entity, name = "attributes", token[1].lower()
     else:
         raise InvalidInputError(
-            f"filter {text!r}: expected a field such as metrics.r2, found {raw!r}"
+            f"{what} {text!r}: expected a field such as metrics.r2, found {raw!r}"
         )
     if entity == "attributes" and name.lower() not in ATTRIBUTES:
         raise InvalidInputError(
-            f"filter {text!r}: unknown attribute {name!r}; known: {', '.join(sorted(ATTRIBUTES))}"
+            f"{what} {text!r}: unknown attribute {name!r}; known: {', '.join(sorted(ATTRIBUTES))}"
         )
     return entity, name.lower() if entity == "attributes" else name
 
@@ -385,12 +385,12 @@ def parse_order_by(items: Sequence[str] | str | None) -> list[tuple[Fragment, li
             raise InvalidInputError(
                 f"order_by item {item!r} is empty; name a field such as metrics.r2 DESC"
             )
-        toks = _tokens(m.group(1))
+        toks = _tokens(m.group(1), "order_by")
         if len(toks) != 1:
             raise InvalidInputError(
                 f"order_by {item!r}: expected one field such as metrics.r2 DESC"
             )
-        entity, key = _field(toks[0], item)
+        entity, key = _field(toks[0], item, "order_by")
         direction = (m.group(2) or "ASC").upper()
         if entity == "attributes":
             expr, params = Fragment("r." + ATTRIBUTES[key]), []
@@ -466,6 +466,7 @@ def search_runs(
             "searches, or tag the runs and filter on the tag"
         )
     with backend.session(read_only=True) as s:
+        require_experiments(s, backend.uri, experiment_names or ())
         runs = s.query(query, params)
         ids = [r[0] for r in runs]
         extra: dict[str, dict[str, Any]] = {i: {} for i in ids}
@@ -496,3 +497,28 @@ def search_runs(
         if col.startswith("metrics."):
             frame[col] = frame[col].astype("float64")
     return frame
+
+
+def require_experiments(s: Session, uri: str, names: Sequence[str]) -> None:
+    """An unknown experiment name is an error (as in ``get_experiment_by_name``), not an
+    empty answer that looks like a search without matches."""
+    if not names:
+        return
+    found = {
+        r[0]
+        for r in s.query(
+            compose(
+                "SELECT name FROM sqltrack.experiments WHERE name IN ({marks})",
+                marks=placeholders(len(names)),
+            ),
+            list(names),
+        )
+    }
+    missing = [n for n in names if n not in found]
+    if missing:
+        known = [r[0] for r in s.query("SELECT name FROM sqltrack.experiments ORDER BY name")]
+        raise NotFoundError(
+            f"no experiment named {missing[0]!r} in {uri}; known experiments: "
+            + (", ".join(repr(k) for k in known[:20]) or "none yet")
+            + ("" if len(known) <= 20 else f" and {len(known) - 20} more")
+        )

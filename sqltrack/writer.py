@@ -221,6 +221,4 @@ class Writer:
 
 
 def conflict_on_end(run_id: str, status: str) -> ConflictError:
-    return ConflictError(
-        f"run {run_id} has already ended ({status}); end_run ends a RUNNING run once"
-    )
+    return records.already_ended(run_id, status)

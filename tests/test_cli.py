@@ -132,3 +132,108 @@ def test_python_dash_m_entry_point(populated):
         check=True,
     ).stdout
     assert good in {r["run_id"] for r in json.loads(out)}
+
+
+def test_version(capsys):
+    import sqltrack
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"sqltrack {sqltrack.__version__}"
+
+
+@pytest.fixture
+def wide(tracker, store_uri):
+    """An experiment like the demo's: 40 params and 12 metrics per run."""
+    tracker.create_experiment("wide")
+    ids = {}
+    for i, auc in enumerate((0.71, 0.83, 0.77)):
+        with tracker.start_run(run_name=f"model-{i}") as run:
+            tracker.log_params({f"Stage{k}.SomeLongStageClassName.param{k}": k for k in range(36)})
+            tracker.log_params({"numTrees": 5 * (i + 1), "seed": 1, "model": f"m{i}"})
+            tracker.log_params({"note": "x" * 70})
+            tracker.log_metrics({f"metric_{k}": k / 10 for k in range(10)})
+            tracker.log_metrics({"areaUnderROC": auc, "training_time": 3.5 + i})
+        ids[f"model-{i}"] = run.run_id
+    tracker.close()
+    return store_uri, ids
+
+
+def test_runs_default_table_fits_a_terminal_with_the_primary_metric(capsys, wide, monkeypatch):
+    uri, ids = wide
+    monkeypatch.setenv("COLUMNS", "120")
+    code, out, _ = run_cli(capsys, "runs", "--uri", uri, "--experiment", "wide")
+    assert code == 0
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 120, max(len(line) for line in lines)
+    head = lines[0].split()
+    assert head[:4] == ["run_id", "run_name", "state", "metrics.areaUnderROC"]
+    assert "params.numTrees" in head and "params.model" in head  # params that vary
+    assert "params.seed" not in head  # the same in every run
+    row = next(line for line in lines if ids["model-1"] in line).split()
+    assert row[1:4] == ["model-1", "FINISHED", "0.83"]
+    monkeypatch.setenv("COLUMNS", "80")
+    _, out, _ = run_cli(capsys, "runs", "--uri", uri, "--experiment", "wide")
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_runs_columns_by_mlflow_names(capsys, wide):
+    uri, ids = wide
+    code, out, _ = run_cli(
+        capsys,
+        "runs",
+        "--uri",
+        uri,
+        "--columns",
+        "run_name,metrics.areaUnderROC,params.numTrees",
+        "--columns",
+        "attributes.user_name,tags.missing",
+        "--order-by",
+        "metrics.areaUnderROC DESC",
+        "--format",
+        "csv",
+    )
+    assert code == 0
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == [
+        "run_name",
+        "metrics.areaUnderROC",
+        "params.numTrees",
+        "user",
+        "tags.missing",
+    ]
+    assert [r[:3] for r in rows[1:]] == [
+        ["model-1", "0.83", "10"],
+        ["model-2", "0.77", "15"],
+        ["model-0", "0.71", "5"],
+    ]
+    assert {r[4] for r in rows[1:]} == {""}  # a key no run has: an empty column
+    _, out, _ = run_cli(capsys, "runs", "--uri", uri, "--columns", "all", "--format", "json")
+    assert len(json.loads(out)[0]) == 8 + 40 + 12  # attributes, params, metrics
+    code, _, err = run_cli(capsys, "runs", "--uri", uri, "--columns", "nope")
+    assert code == 1 and "unknown column 'nope'" in err and "metrics.<key>" in err
+    code, _, err = run_cli(capsys, "runs", "--uri", uri, "--columns", "metric_x.r2")
+    assert code == 1 and "unknown column 'metric_x.r2'" in err
+
+
+def test_show_lists_artifacts_datasets_and_models(capsys, tracker, store_uri, tmp_path):
+    from audit_demo import add_dataset, add_model
+
+    tracker.create_experiment("show")
+    with tracker.start_run(run_name="r") as run:
+        tracker.log_text("hello", "notes/readme.txt")
+        dataset_id = add_dataset(tracker, run.run_id, "fp-1", 1200)
+        add_model(tracker, run.run_id, dataset_id)
+    tracker.close()
+    code, out, _ = run_cli(capsys, "show", run.run_id, "--uri", store_uri, "--format", "json")
+    assert code == 0
+    rows = {(r["section"], r["key"]): r["value"] for r in json.loads(out)}
+    assert rows[("artifact", "notes/readme.txt")].startswith("text/plain")
+    assert "5 bytes" in rows[("artifact", "notes/readme.txt")]
+    assert rows[("dataset", "training")] == (
+        f"sqltrack_data.ds_{run.run_id}_training, 1,200 rows, fingerprint fp-1"
+    )
+    assert rows[("model", "model")] == (
+        "pyspark.ml.regression.RandomForestRegressionModel, trained on dataset training"
+    )

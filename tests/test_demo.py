@@ -87,6 +87,45 @@ def test_demo_answers_match_the_store(rerun):
     assert any("predictions identical" in line for line in lines)
 
 
+def test_demo_logs_training_curves_that_the_report_draws(rerun, tmp_path):
+    """The metric-history chart is there for a first-time user: logistic regression's
+    objective history and the gradient-boosted trees' loss after each tree."""
+    from test_report import parse
+
+    uri, _, result, _ = rerun
+    with sqltrack.connect(uri) as tracker:
+        by_name = {tracker.get_run(r).info.run_name: r for r in result.run_ids}
+        lr = tracker.get_metric_history(by_name["logistic-regression"], "training_objective")
+        gbt = tracker.get_metric_history(by_name["gradient-boosted-trees"], "training_loss")
+        assert len(lr) > 1 and [m.step for m in lr] == list(range(len(lr)))
+        assert lr[-1].value < lr[0].value  # the objective goes down
+        assert len(gbt) == 8  # maxIter trees
+        params = tracker.get_run(by_name["logistic-regression"]).params
+        assert params["LogisticRegressionModel.maxIter"] == "10"  # prefixed model params
+        index = tracker.write_report(tmp_path / "report", demo.EXPERIMENT)
+    history = parse(index).find("section", id="history")
+    titles = [svg.find("title").text for svg in history.find_all("svg")]
+    assert titles == ["training_loss by step", "training_objective by step"]
+
+
+def test_the_runs_help_example_answers_on_the_demo_store(rerun, capsys):
+    """`sqltrack runs --help` shows an example that finds runs in the store the demo makes
+    (its old example, --experiment demo, found none)."""
+    import shlex
+
+    from sqltrack.cli import COMMANDS, main
+
+    uri, _, _, _ = rerun
+    argv = shlex.split(COMMANDS["runs"].example)[1:]
+    assert main([*argv, "--uri", uri, "--format", "json"]) == 0
+    import json
+
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["run_name"] for r in rows} == {f"random-forest-{n}" for n in (5, 10, 20)}
+    aucs = [r["metrics.areaUnderROC"] for r in rows]
+    assert aucs == sorted(aucs, reverse=True)
+
+
 def test_generated_orders_are_deterministic(spark):
     a = demo.generate_orders(spark, 500).collect()
     b = demo.generate_orders(spark, 500).collect()

@@ -320,14 +320,29 @@ def test_model_params_of_a_single_model(tracker, pipeline_model):
     lr = pipeline_model.stages[-1]
     with tracker.start_run() as run:
         logged = tracker.log_model_params(lr)
-    expected = {p.name: v for p, v in lr.extractParamMap().items()}
+    prefix = "LogisticRegressionModel."
+    expected = {prefix + p.name: v for p, v in lr.extractParamMap().items()}
     params = tracker.get_run(run.run_id).params
     assert params["model_class"] == "pyspark.ml.classification.LogisticRegressionModel"
     assert set(params) == set(expected) | {"model_class"} == set(logged)
-    assert params["maxIter"] == "5" and params["regParam"] == "0.0"
-    assert params["featuresCol"] == "featuresVec" and params["fitIntercept"] == "True"
+    assert params[prefix + "maxIter"] == "5" and params[prefix + "regParam"] == "0.0"
+    assert params[prefix + "featuresCol"] == "featuresVec"
+    assert params[prefix + "fitIntercept"] == "True"
     for name, value in expected.items():
         assert params[name] == governance.render_param(value)
+
+
+def test_model_params_of_a_bare_model_do_not_collide_with_user_params(tracker, pipeline_model):
+    """A user's ``seed``/``maxIter`` next to a bare model's own params: no ConflictError,
+    the run ends FINISHED (it ended FAILED when the model's keys were unprefixed)."""
+    lr = pipeline_model.stages[-1]
+    with tracker.start_run() as run:
+        tracker.log_params({"maxIter": 42, "threshold": "mine"})
+        tracker.log_model_params(lr)
+    got = tracker.get_run(run.run_id)
+    assert got.info.status == "FINISHED"
+    assert got.params["maxIter"] == "42" and got.params["threshold"] == "mine"
+    assert got.params["LogisticRegressionModel.maxIter"] == "5"
 
 
 def test_model_params_of_a_pipeline_model_are_stage_prefixed(tracker, pipeline_model):

@@ -123,23 +123,28 @@ def test_experiment_page_runs_table_and_charts(tracker, demo, tmp_path):
     doc = parse(index)
     table = doc.find("table", id="runs-table")
     head = [th.text for th in table.find("thead").find_all("th")]
-    assert head[:5] == ["run", "user", "status", "start", "duration"]
-    # params that vary come first, then constant ones; then metrics, the most logged first,
-    # well-known ones (r2, rmse) before others among equals
-    assert head[5:] == ["numTrees", "impurity", "maxDepth", "r2", "rmse", "loss", "big", "odd"]
+    # the primary metric and the run's key facts first (the primary metric came after 12
+    # param columns, off screen at 1,400 px)
+    assert head[:7] == ["compare", "run", "r2", "status", "user", "start", "duration"]
+    # then the other metrics, the most logged first, well-known ones (rmse) before others
+    # among equals; then params, those that vary first
+    assert head[7:] == ["rmse", "loss", "big", "odd", "numTrees", "impurity", "maxDepth"]
     rows = table.find("tbody").find_all("tr")
     assert len(rows) == len(demo.runs) == 6
     by_name = {r.find("a").text: r for r in rows}
     rf100 = by_name["rf-100"]
     cells = [td.text for td in rf100.find_all("td")]
-    assert cells[1:3] == ["bob", "FINISHED"] and cells[5] == "100" and cells[8] == "0.91"
-    assert rf100.find_all("td")[8].attrs["data-v"] == "0.91"
+    assert cells[2:5] == ["0.91", "FINISHED", "bob"] and cells[11] == "100"
+    assert rf100.find_all("td")[2].attrs["data-v"] == "0.91"
+    assert rf100.find("code", class_="short-id").text == demo.runs["rf-100"][:8]
+    assert rf100.find("input", class_="compare-run").attrs.get("checked") is not None
+    assert by_name["rf-broken"].find("input", class_="compare-run").attrs.get("checked") is None
     assert rf100.find("a").attrs["href"] == f"runs/{demo.runs['rf-100']}.html"
     assert by_name["rf-broken"].attrs["data-status"] == "FAILED"
     assert "<b>plots & notes</b>" in by_name  # escaped on the way in, text again when parsed
     assert "<b>plots" not in index.read_text()
     notes = [td.text for td in by_name["notes"].find_all("td")]
-    assert notes[-2:] == ["Infinity", "NaN"]
+    assert notes[9:11] == ["Infinity", "NaN"]
 
     charts = doc.find_all("svg", class_="chart")
     kinds = [c.attrs["data-kind"] for c in charts]
@@ -160,7 +165,12 @@ def test_experiment_page_runs_table_and_charts(tracker, demo, tmp_path):
     lines = compare.find_all("polyline", class_="mark")
     assert len(lines) == 3  # the fourth run has only r2: a dot
     axes = [t.children[0] for t in compare.find_all("text", class_="axis-label")]
-    assert axes == ["r2", "rmse", "loss"]
+    assert axes == ["r2", "rmse ↓", "loss ↓"]  # lower is better: flipped, better is up
+    picks = {
+        i.attrs["value"]: "checked" in i.attrs
+        for i in doc.find("section", id="compare").find_all("input", class_="compare-metric")
+    }
+    assert picks == {"r2": True, "rmse": True, "loss": True, "big": False, "odd": False}
 
     history = doc.find("section", id="history").find("svg")
     assert history.find("title").text == "loss by step"
@@ -328,6 +338,9 @@ def test_report_in_headless_chromium(tracker, demo, tmp_path):
         check=False,
     )
     assert shot.is_file() and shot.stat().st_size > 10_000, result.stderr[-2000:]
+    artifacts = Path(__file__).resolve().parent / "artifacts"  # git-ignored
+    artifacts.mkdir(exist_ok=True)
+    shutil.copy(shot, artifacts / f"report-{tracker.backend.capabilities.name}.png")
     run_page = index.parent / "runs" / f"{demo.runs['rf-100']}.html"
     for page, charts in ((index, 3), (run_page, 1)):
         root = rendered_dom(flags, page, tmp_path / f"profile-{page.stem}")
@@ -337,12 +350,15 @@ def test_report_in_headless_chromium(tracker, demo, tmp_path):
         assert "data-js-error" not in root.attrs, root.attrs.get("data-js-error")
         assert int(root.attrs["data-chart-count"]) == charts, page.name
         assert root.attrs["data-empty-charts"] == "0", page.name
+        assert root.attrs["data-overlapping-labels"] == "0", root.attrs.get("data-overlaps")
 
 
-def rendered_dom(flags: list[str], page: Path, profile: Path) -> Node:
-    """The page's DOM after its script ran; fails on any console message."""
+def rendered_dom(flags: list[str], page: Path | str, profile: Path) -> Node:
+    """The page's DOM after its script ran (``page``: a file, or a URL with a #fragment);
+    fails on any console message."""
+    url = page if isinstance(page, str) else page.resolve().as_uri()
     dom = subprocess.run(
-        [*flags, f"--user-data-dir={profile}", "--dump-dom", page.resolve().as_uri()],
+        [*flags, f"--user-data-dir={profile}", "--dump-dom", url],
         capture_output=True,
         text=True,
         timeout=120,

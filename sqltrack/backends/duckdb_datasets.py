@@ -5,13 +5,16 @@ processes and ``commit()`` in another driver-side process. So executors never op
 the database: each task attempt streams its Arrow batches into its own Parquet file
 ``<db>.staging/<staging>/part-<partition>-<attempt>-<random>.parquet`` (a folder the
 driver can reach), and ``publish`` (the commit process) creates the data table from
-exactly the files named in the commit messages, records the catalog row and checks
-the run in one transaction, then removes the whole staging folder, files of failed
-or retried attempts included. A job that fails leaves no table and no catalog row;
-the folder of a dead driver is removed by the janitor.
+exactly the files named in the commit messages, records the catalog row, checks the
+run and marks the staging published in one transaction; then the whole staging folder
+goes (:func:`sqltrack.staging.finish`), files of failed or retried attempts included.
+A job that fails leaves no table and no catalog row; the folder of a writer that is
+gone is removed by the janitor (:mod:`sqltrack.staging`).
 
 Reads open the file READ_ONLY (any number of processes may) and stream
-``rowid`` ranges as Arrow record batches.
+``rowid`` ranges as Arrow record batches. The plan splits the table's real rowid span
+(a row deleted and inserted again leaves a gap and a rowid past ``row_count``), with the
+first and last range open-ended, and counts the rows of each range.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqltrack import datasets, sqltext
+from sqltrack import datasets, sqltext, staging
 from sqltrack.backends import Backend, Session, open_backend, parse_uri
+from sqltrack.datasets import Slice
 from sqltrack.entities import Dataset
+from sqltrack.errors import IntegrityError
 from sqltrack.identifiers import quote_literal
 
 if TYPE_CHECKING:
@@ -57,6 +62,36 @@ def _raw(s: Session) -> duckdb.DuckDBPyConnection:
 
 def _ident_list(columns: Sequence[str]) -> sqltext.Fragment:
     return sqltext.join(", ", (sqltext.ident(c, plain=False) for c in columns))
+
+
+def sign_term(expr: str, t: pa.DataType, depth: int = 0) -> str | None:
+    """A DuckDB expression of the sign bits of every float inside ``expr`` (of stored
+    type ``t``), else None: ``hash()`` gives -0.0 and 0.0 the same value."""
+    import pyarrow as pa
+
+    if pa.types.is_floating(t):
+        return f"signbit({expr})"
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        var = f"_sqltrack_x{depth}"
+        inner = sign_term(var, t.value_type, depth + 1)
+        return None if inner is None else f"list_transform({expr}, lambda {var}: {inner})"
+    if pa.types.is_map(t):
+        parts = [
+            sign_term(f"map_keys({expr})", pa.list_(t.key_type), depth),
+            sign_term(f"map_values({expr})", pa.list_(t.item_type), depth),
+        ]
+        found = [p for p in parts if p is not None]
+        return None if not found else f"row({', '.join(found)})"
+    if pa.types.is_struct(t):
+        fields = [t.field(i) for i in range(t.num_fields)]
+        found = [
+            p
+            for f in fields
+            if (p := sign_term(f"struct_extract({expr}, {quote_literal(f.name)})", f.type, depth))
+            is not None
+        ]
+        return None if not found else f"row({', '.join(found)})"
+    return None
 
 
 class DuckDBDatasets:
@@ -134,57 +169,118 @@ class DuckDBDatasets:
                     )
                 finally:
                     _raw(s).unregister(view)
-            fingerprint = self.fingerprint(s, spec.table, columns)
+            fingerprint, stored = self.fingerprint(
+                s, spec.table, columns, ordered=spec.ordered, version=datasets.FINGERPRINT_VERSION
+            )
+            if stored != rows:
+                raise IntegrityError(
+                    f"dataset {spec.name!r} of run {spec.run_id}: the staged files hold "
+                    f"{stored} rows where the tasks reported {rows}; nothing was published"
+                )
             datasets.record(s, spec, replaced, rows, size, fingerprint)
-        self.discard(backend, spec)
+            staging.mark_published(s, spec.staging)
 
-    def discard(self, backend: Backend, spec: datasets.WriteSpec) -> None:
-        self.drop_staging(backend, spec.staging)
-
-    def fingerprint(self, s: Session, table: str, columns: Sequence[str]) -> str:
-        """The sum of DuckDB's 64-bit row hashes (order-independent, duplicates
-        counted), with the row count."""
+    def fingerprint(
+        self, s: Session, table: str, columns: Sequence[str], *, ordered: bool, version: int
+    ) -> tuple[str, int]:
+        """The sum of DuckDB's 64-bit row hashes (duplicates counted) with the row count.
+        Version 2 adds the sign bit of every float (``hash`` takes -0.0 for 0.0) and, for
+        a kept-order table, each row's rank by ordinal, so the sequence is covered."""
+        t = sqltext.ident(datasets.DATA_SCHEMA, table)
+        terms = _ident_list(columns) if columns else sqltext.Fragment("NULL")
+        if version >= 2 and columns:
+            types = s.arrow(sqltext.compose("SELECT {cols} FROM {t} LIMIT 0", cols=terms, t=t))
+            signs = [
+                term
+                for c, f in zip(columns, types.schema, strict=True)
+                if (term := sign_term(sqltext.ident(c, plain=False), f.type)) is not None
+            ]
+            terms = sqltext.Fragment(", ".join([terms, *signs]))
+        if version >= 2 and ordered:
+            source = sqltext.compose(
+                "(SELECT hash({terms}) AS h, rank() OVER (ORDER BY {ord}) AS r FROM {t}) AS x",
+                terms=terms,
+                ord=sqltext.ident(datasets.ORDINAL_COLUMN),
+                t=t,
+            )
+            row_hash, kind = "hash(h, r)", "seq"
+        else:
+            source, row_hash, kind = t, sqltext.compose("hash({terms})", terms=terms), "sum"
         rows = s.query(
             sqltext.compose(
-                "SELECT count(*), CAST(coalesce(sum(CAST(hash({cols}) AS HUGEINT)), 0) AS TEXT) "
-                "FROM {table}",
-                cols=_ident_list(columns) if columns else sqltext.Fragment("NULL"),
-                table=sqltext.ident(datasets.DATA_SCHEMA, table),
+                "SELECT count(*), CAST(coalesce(sum(CAST({h} AS HUGEINT)), 0) AS TEXT) "
+                "FROM {source}",
+                h=sqltext.Fragment(row_hash),
+                source=sqltext.Fragment(source),
             )
         )
         count, total = rows[0]
         digest = hashlib.sha256(f"{count}:{total}".encode()).hexdigest()[:32]
-        return f"duckdb-hash64-sum:{digest}"
+        if version < 2:
+            return f"duckdb-hash64-sum:{digest}", int(count)
+        return f"duckdb-hash64-{kind}-v{version}:{digest}", int(count)
 
-    def read_plan(self, backend: Backend, dataset: Dataset, partitions: int) -> list[Any]:
-        """``rowid`` ranges: a table made by CREATE TABLE AS numbers its rows 0..n-1."""
-        n = max(1, min(partitions, dataset.row_count))
-        step = -(-dataset.row_count // n) if dataset.row_count else 1
-        return [("rowid", i * step, (i + 1) * step) for i in range(n)]
+    def read_plan(self, backend: Backend, dataset: Dataset, partitions: int) -> list[Slice]:
+        """``rowid`` ranges over the real span (CREATE TABLE AS numbers rows 0..n-1, but a
+        row deleted and inserted again moves past n-1), each with its row count."""
+        t = sqltext.ident(*dataset.table_name.split(".", 1))
+        with backend.session(read_only=True) as s:
+            lo, hi, total = s.query(
+                sqltext.compose("SELECT min(rowid), max(rowid), count(*) FROM {t}", t=t)
+            )[0]
+            if not total:
+                return [Slice("rowid", None, None, 0)]
+            lo, span = int(lo), int(hi) - int(lo) + 1
+            n = max(1, min(partitions, span))
+            step = -(-span // n)
+            counts = dict(
+                s.query(
+                    sqltext.compose(
+                        "SELECT least((rowid - ?) // ?, ?), count(*) FROM {t} GROUP BY 1", t=t
+                    ),
+                    (lo, step, n - 1),
+                )
+            )
+        return [
+            Slice(
+                "rowid",
+                None if i == 0 else lo + i * step,
+                None if i == n - 1 else lo + (i + 1) * step,
+                int(counts.get(i, 0)),
+            )
+            for i in range(n)
+        ]
 
     def read(
-        self, uri: str, dataset: Dataset, part: Any, target: pa.Schema
+        self, uri: str, dataset: Dataset, part: Slice, target: pa.Schema
     ) -> Iterator[pa.RecordBatch]:
-        kind, lo, hi = part
         schema, table = dataset.table_name.split(".", 1)
         columns = datasets.user_columns(dataset.spark_schema)
         order = sqltext.Fragment("")
-        if kind == "ordinal":
+        if part.kind == "ordinal":
             key = sqltext.ident(datasets.ORDINAL_COLUMN)
             order = sqltext.Fragment(sqltext.compose(" ORDER BY {key}", key=key))
         else:
             key = sqltext.Fragment("rowid")
+        bounds, params = [], []
+        if part.lo is not None:
+            bounds.append(sqltext.compose("{key} >= ?", key=key))
+            params.append(part.lo)
+        if part.hi is not None:
+            bounds.append(sqltext.compose("{key} < ?", key=key))
+            params.append(part.hi)
+        where = " AND ".join(bounds) or "TRUE"
         sql = sqltext.compose(
-            "SELECT {cols} FROM {table} WHERE {key} >= ? AND {key} < ?{order}",
+            "SELECT {cols} FROM {table} WHERE {where}{order}",
             cols=_ident_list(columns),
             table=sqltext.ident(schema, table),
-            key=key,
+            where=sqltext.Fragment(where),
             order=order,
         )
         backend = open_backend(uri)
         try:
             with backend.transaction(read_only=True) as s:
-                rel = _raw(s).sql(sql, params=[lo, hi])
+                rel = _raw(s).sql(sql, params=params or None)
                 fetch = getattr(rel, "to_arrow_reader", None) or rel.fetch_arrow_reader
                 reader = fetch(_BATCH_ROWS)  # duckdb 2 / 1
                 for batch in reader:
@@ -198,6 +294,16 @@ class DuckDBDatasets:
         if not root.is_dir():
             return []
         return sorted(p.name for p in root.iterdir() if p.is_dir())
+
+    def staging_bytes(self, backend: Backend, staging: str) -> int:
+        folder = staging_root(backend.full_uri()) / staging
+        total = 0
+        for path in folder.rglob("*") if folder.is_dir() else ():
+            try:
+                total += path.stat().st_size if path.is_file() else 0
+            except OSError:
+                continue  # removed meanwhile
+        return total
 
     def drop_staging(self, backend: Backend, staging: str) -> None:
         root = staging_root(backend.full_uri())

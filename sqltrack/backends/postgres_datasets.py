@@ -12,7 +12,10 @@ committing its COPY; only when the table holds more rows than the kept attempts
 staged), computes the fingerprint, renames the table to its final
 name and records the catalog row, all in one transaction. An attempt that fails
 mid-COPY is rolled back by the server. A failed job drops the staging table
-(``abort``); a dead driver's is dropped by the janitor.
+(``abort``); the table of a writer that is gone is dropped by the janitor
+(:mod:`sqltrack.staging`). A task that starts while the server is away waits for it
+(bounded by ``SQLTRACK_BULK_RETRY``); one that loses it mid-COPY fails with
+:class:`~sqltrack.TransientBackendError`.
 
 Column types are PostgreSQL's own (smallint for Spark's byte, numeric(p,s),
 timestamptz, bytea, native arrays of simple types). Maps, structs, nested arrays and
@@ -29,16 +32,25 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqltrack import datasets, sqltext
+from sqltrack import datasets, sqltext, staging
 from sqltrack.backends import Backend, Session
+from sqltrack.datasets import Slice
 from sqltrack.entities import Dataset
-from sqltrack.errors import InvalidInputError
+from sqltrack.errors import InvalidInputError, TerminalBackendError, TransientBackendError
 from sqltrack.identifiers import quote_literal
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+DROP_LOCK_TIMEOUT = "5s"  # a staging table a running COPY still locks is left for later
 _XID = "SELECT CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT) % 4294967296"
+# Fingerprint version 2: columns hashed by their binary form (udt_name -> function).
+_BINARY_HASHED = {
+    "float4": "float4send",
+    "float8": "float8send",
+    "_float4": "array_send",
+    "_float8": "array_send",
+}
 
 
 # -- types -------------------------------------------------------------------------------
@@ -274,6 +286,20 @@ def _adbc_connect(uri: str) -> Any:
     return adbc.connect(url)
 
 
+def _adbc(where: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call an ADBC function; its errors become sqltrack's, transient ones (connection
+    lost or refused) marked so."""
+    import adbc_driver_manager
+
+    try:
+        return fn(*args, **kwargs)
+    except adbc_driver_manager.Error as exc:
+        text = " ".join(str(exc).split())
+        if isinstance(exc, adbc_driver_manager.OperationalError):
+            raise TransientBackendError(f"PostgreSQL error {where}: {text}") from exc
+        raise TerminalBackendError(f"PostgreSQL error {where}: {text}") from exc
+
+
 def _cols(columns: Sequence[str]) -> sqltext.Fragment:
     return sqltext.join(", ", (sqltext.ident(c, plain=False) for c in columns))
 
@@ -289,7 +315,7 @@ class PostgresDatasets:
         with backend.session() as s:
             s.execute(
                 sqltext.compose(
-                    "CREATE TABLE {t} ({defs})",
+                    "CREATE TABLE IF NOT EXISTS {t} ({defs})",
                     t=sqltext.ident(datasets.DATA_SCHEMA, spec.staging),
                     defs=sqltext.join(", ", defs),
                 )
@@ -320,40 +346,51 @@ class PostgresDatasets:
         if first is None:
             return {"xid": None, "rows": 0}
         reader = pa.RecordBatchReader.from_batches(first.schema, _chain(first, stream))
-        conn = _adbc_connect(spec.uri)
+        where = f"staging rows of dataset {spec.name!r} into {spec.staging}"
+        # Nothing is consumed before the connection is up: a store that is away when the
+        # task starts is waited for (bounded); one lost mid-COPY fails the attempt.
+        conn = staging.retrying(where, lambda: _adbc(where, _adbc_connect, spec.uri), spec.deadline)
         try:
             with conn.cursor() as cur:
-                cur.adbc_ingest(
-                    spec.staging, reader, mode="append", db_schema_name=datasets.DATA_SCHEMA
+                _adbc(
+                    where,
+                    cur.adbc_ingest,
+                    spec.staging,
+                    reader,
+                    mode="append",
+                    db_schema_name=datasets.DATA_SCHEMA,
                 )
-                cur.execute(_XID)
+                _adbc(where, cur.execute, _XID)
                 xid = int(cur.fetchone()[0])
-            conn.commit()
+            _adbc(where, conn.commit)
         finally:
-            conn.close()
+            try:
+                conn.close()
+            except Exception:  # a broken connection may fail to close; nothing to undo
+                pass
         return {"xid": xid, "rows": rows}
 
     def publish(
         self, backend: Backend, spec: datasets.WriteSpec, messages: list[dict[str, Any]]
     ) -> None:
         xids = [int(m["xid"]) for m in messages if m["xid"] is not None]
-        staging = sqltext.ident(datasets.DATA_SCHEMA, spec.staging)
+        stg = sqltext.ident(datasets.DATA_SCHEMA, spec.staging)
         with backend.transaction() as s:
             replaced = datasets.check_writable(
                 s, backend.uri, spec.run_id, spec.name, spec.overwrite
             )
-            s.execute(sqltext.compose("LOCK TABLE {t} IN ACCESS EXCLUSIVE MODE", t=staging))
+            s.execute(sqltext.compose("LOCK TABLE {t} IN ACCESS EXCLUSIVE MODE", t=stg))
             if replaced is not None:
                 datasets.drop_table(s, spec.table)
             s.execute(
                 sqltext.compose(
                     "ALTER TABLE {t} RENAME TO {name}",
-                    t=staging,
+                    t=stg,
                     name=sqltext.ident(spec.table),
                 )
             )
             final = sqltext.ident(datasets.DATA_SCHEMA, spec.table)
-            fingerprint, rows = self._fingerprint(s, spec.table, spec.columns)
+            fingerprint, rows = self._publish_fingerprint(s, spec)
             if rows != sum(int(m["rows"]) for m in messages):
                 # More rows than the kept attempts staged: an attempt committed its COPY
                 # and was then retried (or ran speculatively). Keep only the kept ones.
@@ -364,7 +401,7 @@ class PostgresDatasets:
                     ),
                     (xids,),
                 )
-                fingerprint, rows = self._fingerprint(s, spec.table, spec.columns)
+                fingerprint, rows = self._publish_fingerprint(s, spec)
             size = int(
                 s.query(
                     "SELECT pg_total_relation_size(CAST(? AS regclass))",
@@ -372,19 +409,24 @@ class PostgresDatasets:
                 )[0][0]
             )
             datasets.record(s, spec, replaced, rows, size, fingerprint)
+            staging.mark_published(s, spec.staging)
 
-    def discard(self, backend: Backend, spec: datasets.WriteSpec) -> None:
-        self.drop_staging(backend, spec.staging)
+    def _publish_fingerprint(self, s: Session, spec: datasets.WriteSpec) -> tuple[str, int]:
+        return self.fingerprint(
+            s, spec.table, spec.columns, ordered=spec.ordered, version=datasets.FINGERPRINT_VERSION
+        )
 
-    def fingerprint(self, s: Session, table: str, columns: Sequence[str]) -> str:
+    def fingerprint(
+        self, s: Session, table: str, columns: Sequence[str], *, ordered: bool, version: int
+    ) -> tuple[str, int]:
         """The sum of PostgreSQL's 64-bit record hashes (``hash_record_extended``) over the
-        user columns, ``json`` ones as text, with the row count."""
-        return self._fingerprint(s, table, columns)[0]
-
-    def _fingerprint(self, s: Session, table: str, columns: Sequence[str]) -> tuple[str, int]:
+        user columns, ``json`` ones as text (exact: -0.0 stays "-0.0"), with the row count.
+        Version 2 hashes floats and float arrays by their binary form (``float8send``,
+        ``array_send``: the float hash takes -0.0 for 0.0) and, for a kept-order table,
+        each row's rank by ordinal, so the sequence is covered."""
         kinds = dict(
             s.query(
-                "SELECT column_name, data_type FROM information_schema.columns "
+                "SELECT column_name, udt_name FROM information_schema.columns "
                 "WHERE table_schema = ? AND table_name = ?",
                 (datasets.DATA_SCHEMA, table),
             )
@@ -392,23 +434,44 @@ class PostgresDatasets:
         parts = []
         for c in columns:
             col = sqltext.ident(c, plain=False)
-            if kinds.get(c) == "json":  # json has no hash function; its text is exact
+            kind = kinds.get(c)
+            if kind == "json":  # json has no hash function; its text is exact
                 col = sqltext.Fragment(sqltext.compose("CAST({c} AS TEXT)", c=col))
+            elif version >= 2 and kind in _BINARY_HASHED:
+                col = sqltext.Fragment(_BINARY_HASHED[kind] + "(" + col + ")")
             parts.append(col)
+        cols = sqltext.join(", ", parts) if parts else sqltext.Fragment("NULL")
+        t = sqltext.ident(datasets.DATA_SCHEMA, table)
+        if version >= 2 and ordered:
+            source = sqltext.compose(
+                "(SELECT hash_record_extended(ROW({cols}), 0) AS h, "
+                "rank() OVER (ORDER BY {ord}) AS r FROM {t}) AS x",
+                cols=cols,
+                ord=sqltext.ident(datasets.ORDINAL_COLUMN),
+                t=t,
+            )
+            row_hash, shape = "hash_record_extended(ROW(h, r), 0)", "seq"
+        else:
+            source = t
+            row_hash = sqltext.compose("hash_record_extended(ROW({cols}), 0)", cols=cols)
+            shape = "sum"
         rows = s.query(
             sqltext.compose(
-                "SELECT count(*), CAST(coalesce(sum(CAST(hash_record_extended(ROW({cols}), 0) "
-                "AS NUMERIC)), 0) AS TEXT) FROM {t}",
-                cols=sqltext.join(", ", parts) if parts else sqltext.Fragment("NULL"),
-                t=sqltext.ident(datasets.DATA_SCHEMA, table),
+                "SELECT count(*), CAST(coalesce(sum(CAST({h} AS NUMERIC)), 0) AS TEXT) "
+                "FROM {source}",
+                h=sqltext.Fragment(row_hash),
+                source=sqltext.Fragment(source),
             )
         )
         count, total = rows[0]
         digest = hashlib.sha256(f"{count}:{total}".encode()).hexdigest()[:32]
-        return f"pg-hash-record-sum:{digest}", int(count)
+        if version < 2:
+            return f"pg-hash-record-sum:{digest}", int(count)
+        return f"pg-hash-record-{shape}-v{version}:{digest}", int(count)
 
-    def read_plan(self, backend: Backend, dataset: Dataset, partitions: int) -> list[Any]:
-        """Ranges of whole heap pages (``ctid``), read by TID range scans."""
+    def read_plan(self, backend: Backend, dataset: Dataset, partitions: int) -> list[Slice]:
+        """Ranges of whole heap pages (``ctid``), read by TID range scans; the first and
+        last are open-ended, and each counts the rows it holds."""
         with backend.session(read_only=True) as s:
             pages = int(
                 s.query(
@@ -417,31 +480,47 @@ class PostgresDatasets:
                     (dataset.table_name,),
                 )[0][0]
             )
-        n = max(1, min(partitions, pages))
-        step = -(-pages // n) if pages else 1
-        plan: list[Any] = [("ctid", i * step, (i + 1) * step) for i in range(n)]
-        plan[-1] = ("ctid", plan[-1][1], None)
-        return plan
+            n = max(1, min(partitions, pages))
+            step = -(-pages // n) if pages else 1
+            counts = dict(
+                s.query(
+                    sqltext.compose(
+                        "SELECT least(CAST((CAST(CAST(ctid AS TEXT) AS point))[0] AS BIGINT) / ?, "
+                        "?), count(*) FROM {t} GROUP BY 1",
+                        t=sqltext.ident(*dataset.table_name.split(".", 1)),
+                    ),
+                    (step, n - 1),
+                )
+            )
+        return [
+            Slice(
+                "ctid",
+                None if i == 0 else i * step,
+                None if i == n - 1 else (i + 1) * step,
+                int(counts.get(i, 0)),
+            )
+            for i in range(n)
+        ]
 
     def read(
-        self, uri: str, dataset: Dataset, part: Any, target: pa.Schema
+        self, uri: str, dataset: Dataset, part: Slice, target: pa.Schema
     ) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa
 
-        kind, lo, hi = part
         schema, table = dataset.table_name.split(".", 1)
         columns = datasets.user_columns(dataset.spark_schema)
-        if kind == "ordinal":
+        if part.kind == "ordinal":
+            k = sqltext.ident(datasets.ORDINAL_COLUMN)
+            bounds = []
+            if part.lo is not None:
+                bounds.append(sqltext.compose("{k} >= ", k=k) + str(int(part.lo)))
+            if part.hi is not None:
+                bounds.append(sqltext.compose("{k} < ", k=k) + str(int(part.hi)))
             where = sqltext.Fragment(
-                sqltext.compose(
-                    "{k} >= {lo} AND {k} < {hi} ORDER BY {k}",
-                    k=sqltext.ident(datasets.ORDINAL_COLUMN),
-                    lo=sqltext.Fragment(str(int(lo))),
-                    hi=sqltext.Fragment(str(int(hi))),
-                )
+                (" AND ".join(bounds) or "TRUE") + sqltext.compose(" ORDER BY {k}", k=k)
             )
         else:
-            where = _tid_range(int(lo), None if hi is None else int(hi))
+            where = _tid_range(part.lo or 0, part.hi)
         sql = sqltext.compose(
             "SELECT {cols} FROM {t} WHERE {where}",
             cols=_cols(columns),
@@ -475,8 +554,17 @@ class PostgresDatasets:
             )
         return sorted(r[0] for r in rows)
 
+    def staging_bytes(self, backend: Backend, staging: str) -> int:
+        with backend.session(read_only=True) as s:
+            rows = s.query(
+                "SELECT coalesce(pg_total_relation_size(to_regclass(?)), 0)",
+                (datasets.qualified(staging),),
+            )
+        return int(rows[0][0])
+
     def drop_staging(self, backend: Backend, staging: str) -> None:
-        with backend.session() as s:
+        with backend.transaction() as s:
+            s.execute("SELECT set_config('lock_timeout', ?, true)", (DROP_LOCK_TIMEOUT,))
             s.execute(
                 sqltext.compose(
                     "DROP TABLE IF EXISTS {t}", t=sqltext.ident(datasets.DATA_SCHEMA, staging)

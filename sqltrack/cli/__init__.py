@@ -124,7 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Database-native ML tracking: runs, metrics, models and training data "
         "as SQL tables.",
         epilog="Settings: --uri, else SQLTRACK_URI, else duckdb:///tracking.duckdb. "
-        'Example: sqltrack runs --experiment demo --filter "metrics.r2 > 0.5"',
+        "Example (on the store `sqltrack demo` makes): sqltrack runs --experiment "
+        'supply-chain-late-delivery --filter "metrics.areaUnderROC > 0.75"',
+    )
+    from sqltrack import __version__
+
+    parser.add_argument(
+        "--version", action="version", version=f"sqltrack {__version__}", help="print the version"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for cmd in sorted(COMMANDS.values(), key=lambda c: c.name):

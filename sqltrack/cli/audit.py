@@ -130,7 +130,7 @@ def _run_audit(args: argparse.Namespace) -> None:
 @command(
     "report",
     "Write a self-contained HTML report (runs table, charts, a page per run) to a folder.",
-    "sqltrack report --experiment demo --out sqltrack-report",
+    "sqltrack report --experiment supply-chain-late-delivery --out sqltrack-report",
     formats=False,
 )
 def _report(p: argparse.ArgumentParser) -> None:

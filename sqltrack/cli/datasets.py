@@ -54,8 +54,10 @@ def _run_datasets(args: argparse.Namespace) -> None:
 
 @command(
     "gc",
-    "Remove dataset staging left by dead Spark drivers (older than --older-than seconds).",
-    "sqltrack gc --older-than 3600",
+    "Remove dataset staging whose writer is gone (its process died on this host, or its "
+    "heartbeat lease expired on another) and print what was removed and the bytes freed. "
+    "A live writer's staging is never removed.",
+    "sqltrack gc --dry-run",
 )
 def _gc(p: argparse.ArgumentParser) -> None:
     from sqltrack.datasets import STAGING_MAX_AGE
@@ -64,16 +66,26 @@ def _gc(p: argparse.ArgumentParser) -> None:
         "--older-than",
         type=float,
         default=STAGING_MAX_AGE,
-        help=f"age in seconds past which staging is orphaned (default {STAGING_MAX_AGE:g}); "
-        "0 removes all staging: only when no write is running",
+        help="staging with no writer recorded (made before migration 0009) goes past this "
+        f"age in seconds (default {STAGING_MAX_AGE:g}); 0 removes all of it",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="list what would be removed, remove nothing"
     )
 
 
 @_gc.runner
 def _run_gc(args: argparse.Namespace) -> None:
-    from sqltrack import datasets
+    from sqltrack import staging
     from sqltrack.tracking import connect
 
     with connect(args.uri) as tracker:
-        removed = datasets.gc(tracker.backend, args.older_than)
-    emit(["removed"], [(name,) for name in removed], args.format)
+        removed = staging.gc(tracker.backend, args.older_than, dry_run=args.dry_run)
+    emit(
+        ["staging", "run_id", "dataset", "writer", "reason", "bytes"],
+        [(r.staging, r.run_id, r.dataset_name, r.writer, r.reason, r.size_bytes) for r in removed],
+        args.format,
+    )
+    if args.format == "table":
+        verb = "would free" if args.dry_run else "freed"
+        print(f"{verb} {staging.total_bytes(removed):,} bytes in {len(removed)} staging area(s)")

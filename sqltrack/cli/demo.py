@@ -23,10 +23,21 @@ def _demo(p: argparse.ArgumentParser) -> None:
         default=100_000,
         help="number of synthetic orders to generate (default: 100000)",
     )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show Spark's own output (log4j, JVM warnings) and Python warnings; "
+        "without it they go to the log file named on the 'starting Spark' line",
+    )
 
 
 @_demo.runner
-def _run_demo(args: argparse.Namespace) -> None:
+def _run_demo(args: argparse.Namespace) -> int:
     from sqltrack.demo import run_demo
 
-    run_demo(args.uri, rows=args.rows)
+    try:
+        run_demo(args.uri, rows=args.rows, quiet=not args.verbose)
+    except KeyboardInterrupt:
+        print("interrupted: a run in progress ended KILLED; Spark stopped", flush=True)
+        return 130
+    return 0

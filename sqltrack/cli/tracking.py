@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+from typing import Any
 
 from sqltrack.cli import command, emit
 
@@ -44,8 +46,10 @@ def _run_experiments(args: argparse.Namespace) -> None:
 @command(
     "runs",
     "Search runs with MLflow's filter grammar; params, latest metrics and tags as columns.",
-    "sqltrack runs --experiment demo --filter \"metrics.r2 > 0.5 and params.model = 'rf'\" "
-    '--order-by "metrics.r2 DESC"',
+    "sqltrack runs --experiment supply-chain-late-delivery "
+    "--filter \"params.Stage3 = 'RandomForestClassifier' and metrics.areaUnderROC > 0.5\" "
+    '--order-by "metrics.areaUnderROC DESC" --columns run_name,metrics.areaUnderROC,'
+    "params.RandomForestClassificationModel.numTrees",
 )
 def _runs(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -60,6 +64,104 @@ def _runs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--filter", default="", help='filter, e.g. "metrics.r2 > 0.5"')
     p.add_argument("--order-by", action="append", help='e.g. "metrics.r2 DESC" (repeatable)')
     p.add_argument("--max-results", type=int, default=1000)
+    p.add_argument(
+        "--columns",
+        action="append",
+        metavar="COLS",
+        help="comma-separated columns, MLflow names: run_id, run_name, state, status, "
+        "start_time, end_time, user, experiment_id (or attributes.<name>), metrics.<key>, "
+        "params.<key>, tags.<key>; 'all' for every column (repeatable). Default for a "
+        "table: run_id, run_name, state, the primary metric and the params that vary, as "
+        "many as fit the terminal; csv and json give every column",
+    )
+
+
+# `sqltrack runs --columns`: MLflow's attribute names, and aliases, to search_runs columns
+_ATTRIBUTE_COLUMNS = {
+    "run_id": "run_id",
+    "run_name": "run_name",
+    "status": "status",
+    "state": "state",
+    "start_time": "start_time",
+    "end_time": "end_time",
+    "user": "user",
+    "user_name": "user",
+    "user_id": "user",
+    "experiment_id": "experiment_id",
+}
+_PREFIXES = {"metrics": "metrics", "metric": "metrics", "params": "params", "param": "params",
+             "tags": "tags", "tag": "tags"}  # fmt: skip
+_DEFAULT_WIDTH = 120  # the default table's width when stdout is not a terminal
+_MIN_WIDTH = 80
+
+
+def _column(name: str) -> str:
+    """A --columns name as a search_runs column (``attributes.user_name`` -> ``user``)."""
+    text = name.strip()
+    head, dot, rest = text.partition(".")
+    if dot and head.lower() in ("attributes", "attribute", "attr", "run"):
+        text, dot = rest, ""
+    if not dot:
+        found = _ATTRIBUTE_COLUMNS.get(text.lower())
+        if found is None:
+            from sqltrack.errors import InvalidInputError
+
+            raise InvalidInputError(
+                f"--columns: unknown column {name!r}; use one of "
+                f"{', '.join(sorted(set(_ATTRIBUTE_COLUMNS)))}, metrics.<key>, params.<key>, "
+                "tags.<key> or 'all'"
+            )
+        return found
+    prefix = _PREFIXES.get(head.lower())
+    if prefix is None or not rest:
+        from sqltrack.errors import InvalidInputError
+
+        raise InvalidInputError(
+            f"--columns: unknown column {name!r}; write metrics.<key>, params.<key>, "
+            "tags.<key> or an attribute such as run_name"
+        )
+    return f"{prefix}.{rest}"
+
+
+def _default_columns(frame: Any, limit: int) -> list[str]:
+    """run_id, run_name, state, the primary metric (the report's choice), then the params
+    that vary across these runs (those most runs have first), while the table fits
+    ``limit`` characters."""
+    from sqltrack.report.ranking import rank_metrics
+
+    def width(col: str) -> int:
+        values = ["" if v is None else str(_shown(v)) for v in frame[col].tolist()]
+        return min(max(len(t) for t in [col, *values]), 60)
+
+    columns = ["run_id", "run_name", "state"]
+    metrics = [c for c in frame.columns if c.startswith("metrics.")]
+    logged = frame[metrics].notna()
+    ranked = rank_metrics(
+        {c[len("metrics.") :]: 1 for c in metrics if row[c]} for _, row in logged.iterrows()
+    )
+    if ranked:
+        columns.append("metrics." + ranked[0])
+    used = sum(width(c) for c in columns) + 2 * (len(columns) - 1)
+    varying = [
+        c for c in frame.columns if c.startswith("params.") and frame[c].dropna().nunique() > 1
+    ]
+    for col in sorted(varying, key=lambda c: (int(frame[c].isna().sum()), c)):
+        w = width(col)
+        if used + 2 + w <= limit:
+            columns.append(col)
+            used += 2 + w
+    return columns
+
+
+def _shown(value: Any) -> Any:
+    """A value as the table shows it: times to the second, floats to 6 digits."""
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+        return f"{value:.6g}"
+    return value
 
 
 @_runs.runner
@@ -80,13 +182,28 @@ def _run_runs(args: argparse.Namespace) -> None:
     frame = _tracker(args).search_runs(
         args.experiment, args.filter, args.order_by, args.max_results
     )
-    rows = list(frame.astype(object).where(frame.notna(), None).itertuples(index=False))
-    emit(list(frame.columns), rows, args.format)
+    frame = frame.astype(object).where(frame.notna(), None)
+    wanted = [c.strip() for spec in args.columns or () for c in spec.split(",") if c.strip()]
+    if wanted and [w.lower() for w in wanted] != ["all"]:
+        columns = [_column(c) for c in wanted]
+    elif wanted or args.format != "table":
+        columns = list(frame.columns)
+    else:
+        terminal = shutil.get_terminal_size((_DEFAULT_WIDTH, 24)).columns
+        columns = _default_columns(frame, max(terminal, _MIN_WIDTH))
+    for col in columns:
+        if col not in frame.columns:
+            frame[col] = None  # a key no run shown has: an empty column, as in SQL
+    rows = list(frame[columns].itertuples(index=False))
+    if args.format == "table":
+        rows = [tuple(_shown(v) for v in row) for row in rows]
+    emit(columns, rows, args.format)
 
 
 @command(
     "show",
-    "Show one run: info, params, latest metrics and tags.",
+    "Show one run: info, params, latest metrics, tags, and the artifacts, datasets and "
+    "models it stored.",
     "sqltrack show 0123456789abcdef0123456789abcdef",
 )
 def _show(p: argparse.ArgumentParser) -> None:
@@ -95,11 +212,37 @@ def _show(p: argparse.ArgumentParser) -> None:
 
 @_show.runner
 def _run_show(args: argparse.Namespace) -> None:
-    run = _tracker(args).get_run(args.run_id)
+    from sqltrack import models
+
+    tracker = _tracker(args)
+    run = tracker.get_run(args.run_id)
     rows: list[tuple[str, str, object]] = [("info", k, v) for k, v in vars(run.info).items()]
     rows += [("param", k, v) for k, v in sorted(run.params.items())]
     rows += [("metric", k, v) for k, v in sorted(run.metrics.items())]
     rows += [("tag", k, v) for k, v in sorted(run.tags.items())]
+    rows += [
+        ("artifact", a.name, f"{a.media_type}, {a.size_bytes:,} bytes, sha256 {a.sha256[:12]}")
+        for a in tracker.list_artifacts(run.info.run_id)
+    ]
+    datasets = tracker.list_datasets(run.info.run_id)
+    rows += [
+        ("dataset", d.name, f"{d.table_name}, {d.row_count:,} rows, fingerprint {d.fingerprint}")
+        for d in datasets
+    ]
+    names = {d.dataset_id: d.name for d in datasets}
+    rows += [
+        (
+            "model",
+            m.name,
+            m.model_class
+            + (
+                f", trained on dataset {names.get(m.dataset_id, m.dataset_id)!s}"
+                if m.dataset_id is not None
+                else ""
+            ),
+        )  # fmt: skip
+        for m in models.list_models(tracker, run.info.run_id)
+    ]
     emit(["section", "key", "value"], rows, args.format)
 
 

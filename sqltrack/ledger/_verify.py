@@ -463,10 +463,10 @@ class _Verifier:
         where, params = self._where_run()
         engine = datasets.engine(self.backend)
         named = set()
-        for run, name, table_name, schema, fingerprint in self.s.query(
+        for run, name, table_name, schema, fingerprint, ordered, version in self.s.query(
             compose(
-                "SELECT run_id, name, table_name, CAST(spark_schema AS TEXT), fingerprint "
-                "FROM sqltrack.datasets{where}",
+                "SELECT run_id, name, table_name, CAST(spark_schema AS TEXT), fingerprint, "
+                "ordered, fingerprint_version FROM sqltrack.datasets{where}",
                 where=where,
             ),
             params,
@@ -478,7 +478,13 @@ class _Verifier:
                     "datasets", run, name, f"its data table {table_name} is gone: dropped {_BEHIND}"
                 )
                 continue
-            actual = engine.fingerprint(self.s, table, datasets.user_columns(schema))
+            actual, _ = engine.fingerprint(
+                self.s,
+                table,
+                datasets.user_columns(schema),
+                ordered=bool(ordered),
+                version=int(version),
+            )
             if actual != fingerprint:
                 self.miss(
                     table_name,

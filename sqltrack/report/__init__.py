@@ -122,6 +122,10 @@ def write_report(
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"report folder {str(out)!r} is a file; pass a folder path")
     if experiment is not None:
+        from sqltrack.search import require_experiments
+
+        with tracker.backend.session(read_only=True) as s:
+            require_experiments(s, tracker.uri, [experiment])  # the error `runs` gives
         experiments = [tracker.get_experiment_by_name(experiment)]
     else:
         experiments = tracker.list_experiments()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -23,6 +22,7 @@ from markupsafe import Markup
 from sqltrack.entities import Experiment, RunInfo
 from sqltrack.report import svg
 from sqltrack.report._data import ExperimentData
+from sqltrack.report.ranking import lower_is_better, rank_metrics
 
 __all__ = [
     "ArtifactView",
@@ -37,6 +37,8 @@ __all__ = [
     "RunRow",
     "build_experiment_page",
     "build_run_page",
+    "lower_is_better",
+    "run_labels",
 ]
 
 MAX_PARAM_COLUMNS = 12  # params shown in the runs table (those that vary first)
@@ -44,29 +46,7 @@ MAX_METRIC_COLUMNS = 12  # metrics shown in the runs table (the most logged firs
 MAX_COMPARED_RUNS = 10  # runs drawn in the side-by-side and history charts
 MAX_HYPER_CHARTS = 6  # metric-against-hyperparameter charts
 MAX_HISTORY_CHARTS = 6  # metric history charts on the experiment page
-MAX_COMPARED_METRICS = 10  # axes of the side-by-side chart
-_LOWER_WORDS = frozenset(
-    "loss logloss error err errors rmse mse mae mape time duration seconds fdr fnr fpr".split()
-)  # a metric named with one of these words is better when lower
-_TIMING_WORDS = frozenset(("time", "duration", "seconds"))
-_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
-
-
-def _words(name: str) -> set[str]:
-    """``areaUnderROC`` -> {area, under, roc}; ``val_loss`` -> {val, loss}."""
-    return {w.lower() for w in _WORD.findall(name)}
-
-
-def lower_is_better(metric: str) -> bool:
-    return bool(_words(metric) & _LOWER_WORDS)
-
-
-def _is_timing(metric: str) -> bool:
-    return bool(_words(metric) & _TIMING_WORDS)
-
-
-# Well-known quality metrics, preferred (in this order) as the default primary metric.
-_PREFERRED = ("r2", "areaunderroc", "auc", "roc_auc", "accuracy", "f1", "areaunderpr", "rmse")
+MAX_COMPARED_RUNS_TOTAL = 200  # runs the reader can pick for the side-by-side chart
 
 
 @dataclass(frozen=True)
@@ -92,13 +72,17 @@ class RunRow:
 
     run_id: str
     run_name: str
+    label: str  # the name in charts: run_name, with time, user or short id when not unique
+    short_id: str  # the first 8 characters of run_id
+    compared: bool  # drawn in the side-by-side chart when the page opens
     href: str  # the run page, relative to the experiment page
     user_name: str
     status: str
     start: str  # start time, ISO 8601 UTC
     duration: Cell
+    primary: Cell  # the primary metric's latest value ("" without a primary metric)
     params: tuple[Cell, ...]  # one per ExperimentPage.param_keys
-    metrics: tuple[Cell, ...]  # one per ExperimentPage.metric_keys
+    metrics: tuple[Cell, ...]  # one per ExperimentPage.metric_keys (primary excluded)
 
 
 @dataclass(frozen=True)
@@ -125,6 +109,11 @@ class IndexPage:
 class ExperimentPage:
     """An experiment: its runs table (sortable and filterable in the page) and charts.
 
+    The runs table starts with the run, its primary metric, status, user, start and
+    duration; then the other metrics, then the params (those that vary first). Runs that
+    share a name are told apart in charts by their start time, user or short id
+    (``RunRow.label``).
+
     ``primary_metric`` is the y axis of the hyperparameter charts and orders the runs
     that the comparison and history charts draw (the ``MAX_COMPARED_RUNS`` best; higher
     is better unless its name says loss, err, rmse, mse, mae, mape, time, duration or
@@ -148,7 +137,9 @@ class ExperimentPage:
     primary_metric: str | None
     lower_is_better: bool
     hyper_charts: tuple[Chart, ...]  # primary metric against each hyperparameter
-    compare_chart: Chart | None  # all metrics of the best runs, normalised
+    compare_chart: Chart | None  # all metrics of the best runs, each axis scaled
+    compare_metrics: tuple[tuple[str, bool], ...]  # (metric, drawn when the page opens)
+    compare_data: Markup  # JSON for report.js, which redraws the chart for a new pick
     history_charts: tuple[Chart, ...]  # value against step, for metrics logged at steps
 
 
@@ -289,19 +280,7 @@ def _choose_params(data: ExperimentData) -> tuple[list[str], list[str]]:
 
 
 def _choose_metrics(data: ExperimentData) -> list[str]:
-    counts: dict[str, int] = {}
-    for m in data.metrics.values():
-        for k in m:
-            counts[k] = counts.get(k, 0) + 1
-
-    def rank(k: str) -> tuple[bool, int, int, bool, str]:
-        # timings last; then the most logged first; among equals well-known quality
-        # metrics, then scores (higher is better) before losses, then by name
-        known = k.lower()
-        preferred = _PREFERRED.index(known) if known in _PREFERRED else len(_PREFERRED)
-        return (_is_timing(k), -counts[k], preferred, lower_is_better(k), k)
-
-    return sorted(counts, key=rank)
+    return rank_metrics(data.metrics.values())
 
 
 def run_href(run_id: str) -> str:
@@ -323,9 +302,12 @@ def build_experiment_page(
     metric_keys = _choose_metrics(data)
     primary = metric if metric is not None else (metric_keys[0] if metric_keys else None)
     shown_params = tuple(param_keys[:MAX_PARAM_COLUMNS])
-    shown_metrics = tuple(metric_keys[:MAX_METRIC_COLUMNS])
-    if primary is not None and primary not in shown_metrics and primary in metric_keys:
-        shown_metrics = (primary, *shown_metrics[: MAX_METRIC_COLUMNS - 1])
+    shown_metrics = tuple(k for k in metric_keys if k != primary)[:MAX_METRIC_COLUMNS]
+    ranked = _ranked(data, primary)
+    lower = primary is not None and lower_is_better(primary)
+    labels = run_labels(data.runs)
+    best = _best(data, ranked, primary)
+    chosen = {r.run_id for r in best}
     rows = []
     statuses: dict[str, int] = {}
     for info in data.runs:
@@ -337,17 +319,20 @@ def build_experiment_page(
             RunRow(
                 info.run_id,
                 info.run_name,
+                labels[info.run_id],
+                info.run_id[:8],
+                info.run_id in chosen,
                 run_href(info.run_id),
                 info.user_name,
                 info.state or info.status,
                 iso(info.start_time),
                 duration(info),
+                _metric_cell(m.get(primary)) if primary is not None else Cell("", ""),
                 tuple(_param_cell(p.get(k)) for k in shown_params),
                 tuple(_metric_cell(m.get(k)) for k in shown_metrics),
             )
         )
-    ranked = _ranked(data, primary)
-    lower = primary is not None and lower_is_better(primary)
+    axes = [k for k in metric_keys if any(k in data.metrics[r.run_id] for r in best)]
     return ExperimentPage(
         title=f"Experiment {data.experiment.name}",
         root="",
@@ -362,13 +347,89 @@ def build_experiment_page(
         rows=tuple(rows),
         primary_metric=primary,
         lower_is_better=lower,
-        hyper_charts=tuple(_hyper_charts(data, primary, chartable)),
-        compare_chart=_compare_chart(data, ranked, metric_keys, primary, lower),
-        history_charts=tuple(_history_charts(data, ranked)),
+        hyper_charts=tuple(_hyper_charts(data, primary, chartable, labels)),
+        compare_chart=_compare_chart(data, best, axes, primary, lower, labels),
+        compare_metrics=tuple((k, k in axes) for k in metric_keys),
+        compare_data=_compare_data(data, ranked, metric_keys, primary, labels),
+        history_charts=tuple(_history_charts(data, ranked, labels)),
     )
 
 
-def _hyper_charts(data: ExperimentData, metric: str | None, params: list[str]) -> list[Chart]:
+def run_labels(runs: list[RunInfo]) -> dict[str, str]:
+    """{run_id: label}: the run name, or for runs that share one, the name with what tells
+    them apart: the user (when they differ), the start time, and the short id if needed."""
+    by_name: dict[str, list[RunInfo]] = {}
+    for r in runs:
+        by_name.setdefault(r.run_name, []).append(r)
+    labels = {}
+    for name, group in by_name.items():
+        if len(group) == 1:
+            labels[group[0].run_id] = name
+            continue
+        users = len({r.user_name for r in group}) > 1
+        days = len({r.start_time.date() for r in group}) > 1
+        for r in group:
+            when = r.start_time.astimezone(timezone.utc)
+            parts = [name, *([r.user_name] if users else [])]
+            parts.append(when.strftime("%m-%d %H:%M" if days else "%H:%M:%S"))
+            labels[r.run_id] = " · ".join(parts)
+        taken = [labels[r.run_id] for r in group]
+        for r in group:
+            if taken.count(labels[r.run_id]) > 1:
+                labels[r.run_id] += f" · {r.run_id[:6]}"
+    return labels
+
+
+def _best(data: ExperimentData, ranked: list[RunInfo], primary: str | None) -> list[RunInfo]:
+    """The runs the side-by-side chart draws when the page opens: the best by the primary
+    metric, at most ``MAX_COMPARED_RUNS``."""
+    if primary is None:
+        return []
+    return [
+        r for r in ranked if math.isfinite(data.metrics.get(r.run_id, {}).get(primary, math.nan))
+    ][:MAX_COMPARED_RUNS]
+
+
+def _finite_or_none(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
+def _compare_data(
+    data: ExperimentData,
+    ranked: list[RunInfo],
+    metric_keys: list[str],
+    primary: str | None,
+    labels: dict[str, str],
+) -> Markup:
+    """What report.js needs to redraw the side-by-side chart for the reader's pick: every
+    run (best first, at most ``MAX_COMPARED_RUNS_TOTAL``) with its finite latest metrics,
+    and which metrics are better lower. JSON inside ``<script type="application/json">``
+    (``<`` escaped, so no value can close the script element)."""
+    runs = [
+        {
+            "id": r.run_id,
+            "label": labels[r.run_id],
+            "href": run_href(r.run_id),
+            "metrics": {k: _finite_or_none(v) for k, v in data.metrics.get(r.run_id, {}).items()},
+        }
+        for r in ranked
+        if data.metrics.get(r.run_id)
+    ][:MAX_COMPARED_RUNS_TOTAL]
+    payload = {
+        "runs": runs,
+        "metrics": metric_keys,
+        "lower": [k for k in metric_keys if lower_is_better(k)],
+        "primary": primary,
+        "palette": list(svg.PALETTE),
+        "geometry": svg.parallel_geometry(),
+    }
+    text = json.dumps(payload, allow_nan=False).replace("<", "\\u003c")
+    return Markup(text)  # JSON with "<" escaped: safe inside a script element
+
+
+def _hyper_charts(
+    data: ExperimentData, metric: str | None, params: list[str], labels: dict[str, str]
+) -> list[Chart]:
     if metric is None:
         return []
     charts = []
@@ -381,7 +442,7 @@ def _hyper_charts(data: ExperimentData, metric: str | None, params: list[str]) -
                 continue
             x = _number(value)
             points.append(
-                svg.Point(value if x is None else x, y, info.run_name, run_href(info.run_id))
+                svg.Point(value if x is None else x, y, labels[info.run_id], run_href(info.run_id))
             )
         if not points:
             continue
@@ -398,35 +459,34 @@ def _hyper_charts(data: ExperimentData, metric: str | None, params: list[str]) -
 
 def _compare_chart(
     data: ExperimentData,
-    ranked: list[RunInfo],
-    metric_keys: list[str],
+    best: list[RunInfo],
+    axes: list[str],
     primary: str | None,
     lower: bool,
+    labels: dict[str, str],
 ) -> Chart | None:
-    if primary is None:
-        return None
-    best = [
-        r for r in ranked if math.isfinite(data.metrics.get(r.run_id, {}).get(primary, math.nan))
-    ][:MAX_COMPARED_RUNS]
-    axes = [k for k in metric_keys if any(k in data.metrics[r.run_id] for r in best)]
-    axes = axes[:MAX_COMPARED_METRICS]
-    if not best or len(axes) < 2:
+    if primary is None or not best or len(axes) < 2:
         return None
     series = [
-        svg.Series(r.run_name, values=dict(data.metrics[r.run_id]), href=run_href(r.run_id))
+        svg.Series(labels[r.run_id], values=dict(data.metrics[r.run_id]), href=run_href(r.run_id))
         for r in best
     ]
     title = f"All metrics of the {len(best)} best runs"
     order = "lowest" if lower else "highest"
     caption = (
-        f"Runs chosen by {primary} ({order} first). Each axis is one metric scaled from its "
-        "lowest (bottom) to its highest value (top) among these runs; click a legend entry to "
-        "hide or show a run."
+        f"Runs chosen by {primary} ({order} first); tick other runs in the table and other "
+        "metrics above to compare them. Each axis is one metric scaled to its range among the "
+        "runs drawn, better at the top (axes marked ↓ are metrics where lower is better); a "
+        "dashed line has the same values as another run. Click a legend entry to hide or "
+        "show a run."
     )
-    return Chart(title, svg.parallel_coordinates(series, axes, title), caption)
+    lower_keys = {k for k in axes if lower_is_better(k)}
+    return Chart(title, svg.parallel_coordinates(series, axes, title, lower_keys), caption)
 
 
-def _history_charts(data: ExperimentData, ranked: list[RunInfo]) -> list[Chart]:
+def _history_charts(
+    data: ExperimentData, ranked: list[RunInfo], labels: dict[str, str]
+) -> list[Chart]:
     counts: dict[str, int] = {}
     for h in data.history.values():
         for k in h:
@@ -435,7 +495,9 @@ def _history_charts(data: ExperimentData, ranked: list[RunInfo]) -> list[Chart]:
     for key in sorted(counts, key=lambda k: (-counts[k], k))[:MAX_HISTORY_CHARTS]:
         runs = [r for r in ranked if key in data.history.get(r.run_id, {})][:MAX_COMPARED_RUNS]
         series = [
-            svg.Series(r.run_name, points=data.history[r.run_id][key], href=run_href(r.run_id))
+            svg.Series(
+                labels[r.run_id], points=data.history[r.run_id][key], href=run_href(r.run_id)
+            )
             for r in runs
         ]
         title = f"{key} by step"
