@@ -14,6 +14,7 @@ or PostgreSQL (the shared team store).
 from __future__ import annotations
 
 from sqltrack import fluent as _fluent
+from sqltrack.deployments import Deployment
 from sqltrack.entities import (
     ActiveRun,
     Artifact,
@@ -42,6 +43,7 @@ from sqltrack.errors import (
 from sqltrack.fluent import get_tracker, set_tracking_uri
 from sqltrack.journal import JournalWarning
 from sqltrack.ledger import LedgerDigest, Mismatch, VerifyReport
+from sqltrack.registry import AliasEvent, RegisteredModel, RegisteredModelVersion
 from sqltrack.tracking import Tracker, connect
 
 __version__ = "0.1.0"
@@ -49,17 +51,27 @@ __version__ = "0.1.0"
 active_run = _fluent._forward("active_run")
 compare_runs = _fluent._forward("compare_runs")
 create_experiment = _fluent._forward("create_experiment")
+create_registered_model = _fluent._forward("create_registered_model")
+delete_registered_model_alias = _fluent._forward("delete_registered_model_alias")
+deploy = _fluent._forward("deploy")
 download_artifact = _fluent._forward("download_artifact")
 end_run = _fluent._forward("end_run")
 end_stale_runs = _fluent._forward("end_stale_runs")
+export_model = _fluent._forward("export_model")
 flush = _fluent._forward("flush")
+get_deployment_at = _fluent._forward("get_deployment_at")
 get_experiment_by_name = _fluent._forward("get_experiment_by_name")
 get_metric_history = _fluent._forward("get_metric_history")
+get_model_alias_history = _fluent._forward("get_model_alias_history")
+get_model_version = _fluent._forward("get_model_version")
+get_model_version_by_alias = _fluent._forward("get_model_version_by_alias")
+get_registered_model = _fluent._forward("get_registered_model")
 get_run = _fluent._forward("get_run")
 ledger_digest = _fluent._forward("ledger_digest")
 lineage = _fluent._forward("lineage")
 list_artifacts = _fluent._forward("list_artifacts")
 list_datasets = _fluent._forward("list_datasets")
+list_deployments = _fluent._forward("list_deployments")
 list_experiments = _fluent._forward("list_experiments")
 load_artifact = _fluent._forward("load_artifact")
 load_dataset = _fluent._forward("load_dataset")
@@ -80,8 +92,13 @@ log_params = _fluent._forward("log_params")
 log_pipeline_stages = _fluent._forward("log_pipeline_stages")
 log_spark_model = _fluent._forward("log_spark_model")
 log_text = _fluent._forward("log_text")
+register_model = _fluent._forward("register_model")
+search_model_versions = _fluent._forward("search_model_versions")
+search_registered_models = _fluent._forward("search_registered_models")
 search_runs = _fluent._forward("search_runs")
 set_experiment = _fluent._forward("set_experiment")
+set_registered_model_alias = _fluent._forward("set_registered_model_alias")
+set_registered_model_tag = _fluent._forward("set_registered_model_tag")
 set_tag = _fluent._forward("set_tag")
 set_tags = _fluent._forward("set_tags")
 stale_runs = _fluent._forward("stale_runs")
@@ -89,6 +106,7 @@ start_run = _fluent._forward("start_run")
 start_timer = _fluent._forward("start_timer")
 stop_and_log_timer = _fluent._forward("stop_and_log_timer")
 sync = _fluent._forward("sync")
+undeploy = _fluent._forward("undeploy")
 verify = _fluent._forward("verify")
 write_report = _fluent._forward("write_report")
 lp = log_param
@@ -96,10 +114,12 @@ lm = log_metric
 
 __all__ = [
     "ActiveRun",
+    "AliasEvent",
     "Artifact",
     "BackendError",
     "ConflictError",
     "Dataset",
+    "Deployment",
     "Experiment",
     "IntegrityError",
     "InvalidInputError",
@@ -111,6 +131,8 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "PipelineStage",
+    "RegisteredModel",
+    "RegisteredModelVersion",
     "Run",
     "RunInfo",
     "RunStatus",
@@ -125,18 +147,28 @@ __all__ = [
     "compare_runs",
     "connect",
     "create_experiment",
+    "create_registered_model",
+    "delete_registered_model_alias",
+    "deploy",
     "download_artifact",
     "end_run",
     "end_stale_runs",
+    "export_model",
     "flush",
+    "get_deployment_at",
     "get_experiment_by_name",
     "get_metric_history",
+    "get_model_alias_history",
+    "get_model_version",
+    "get_model_version_by_alias",
+    "get_registered_model",
     "get_run",
     "get_tracker",
     "ledger_digest",
     "lineage",
     "list_artifacts",
     "list_datasets",
+    "list_deployments",
     "list_experiments",
     "lm",
     "load_artifact",
@@ -159,8 +191,13 @@ __all__ = [
     "log_spark_model",
     "log_text",
     "lp",
+    "register_model",
+    "search_model_versions",
+    "search_registered_models",
     "search_runs",
     "set_experiment",
+    "set_registered_model_alias",
+    "set_registered_model_tag",
     "set_tag",
     "set_tags",
     "set_tracking_uri",
@@ -169,6 +206,7 @@ __all__ = [
     "start_timer",
     "stop_and_log_timer",
     "sync",
+    "undeploy",
     "verify",
     "write_report",
 ]

@@ -111,7 +111,7 @@ def validate_name(name: object) -> str:
             f"dataset name {name[:40]!r}... has {len(name)} characters; the limit is "
             f"{MAX_NAME_LENGTH}"
         )
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):  # fullmatch: "$" also matches before a final "\n"
         raise InvalidInputError(
             f"dataset name {name!r} may hold only ASCII letters, digits and '_-.', "
             "starting with a letter or digit (e.g. 'training', 'test-2024')"
@@ -150,7 +150,7 @@ def new_staging() -> str:
 
 def staging_age(name: str, now: float | None = None) -> float | None:
     """Seconds since a staging area named by :func:`staging_name` was made, else None."""
-    m = _STAGING_RE.match(name)
+    m = _STAGING_RE.fullmatch(name)
     if not m:
         return None
     return (time.time() if now is None else now) - int(m.group(1))

@@ -393,7 +393,7 @@ def deliver_orphans(backend: Backend, folder: Path, *, lock_wait: float | None =
                 batch = _read(folder, journal_id, cursor, 20_000, None)
                 if not batch.items:
                     break
-                with backend.session(read_only=True) as s:
+                with backend.session(read_only=True, lock_wait=lock_wait) as s:
                     done = _delivered_seq(s, journal_id) or 0
                 fresh = [(seq, r) for seq, r in batch.items if seq > done]
                 started = [r for _, r in fresh if isinstance(r, records.RunStart)]

@@ -295,8 +295,13 @@ def _extract(archive: Path, target: Path) -> None:
 
 def load_spark_model(tracker: Tracker, run_id: str, name: str = "model") -> Any:
     """Reload a stored model after verifying its sha256; it predicts exactly what the
-    original predicted."""
+    original predicted. ``run_id`` may be a model URI instead (then ``name`` is unused)."""
     _active_spark("load_spark_model")
+    if ":/" in run_id:  # a model URI: runs:/RUN_ID/NAME, models:/NAME/VERSION or @ALIAS
+        from sqltrack.registry import resolve_model_ref
+
+        found = resolve_model_ref(tracker.backend, run_id)
+        run_id, name = found.run_id, found.model_name
     version = get_model_version(tracker, run_id, name)
     with tracker.backend.session(read_only=True) as s:
         model_class, count = s.query(

@@ -306,39 +306,38 @@ def write_once_conflict(w: WriteOnce) -> ConflictError:
     )
 
 
-_PARAM_ROWS = 1000  # rows per INSERT: 3,000 bound values, far below PostgreSQL's 65,535
-
-
 def _insert_params(
     s: Session, rows: Sequence[tuple[tuple[str, str], str]]
 ) -> list[tuple[str, str, str]]:
-    """Insert new params in (run, key) order. A param another writer inserted meanwhile
+    """Insert new params in (run, key) order, in one statement of three array values
+    (any number of rows, three bound values). A param another writer inserted meanwhile
     (after this transaction read the stored ones) is skipped when it holds the same value
     and a ConflictError naming both values when it does not, never the driver's
     duplicate-key error; the order keeps concurrent writers from deadlocking. Returns the
     rows this call inserted."""
-    written: list[tuple[str, str, str]] = []
-    for start in range(0, len(rows), _PARAM_ROWS):
-        part = rows[start : start + _PARAM_ROWS]
-        inserted = {
-            (r[0], r[1])
-            for r in s.query(
-                compose(
-                    "INSERT INTO sqltrack.params (run_id, key, value) VALUES {rows} "
-                    "ON CONFLICT (run_id, key) DO NOTHING RETURNING run_id, key",
-                    rows=join(", ", [Fragment("(?, ?, ?)")] * len(part)),
-                ),
-                [x for (rid, key), value in part for x in (rid, key, value)],
-            )
-        }
-        written += [(rid, key, value) for (rid, key), value in part if (rid, key) in inserted]
-        raced = [(rk, v) for rk, v in part if rk not in inserted]
-        for (rid, key), value in raced:
-            stored = s.query(
-                "SELECT value FROM sqltrack.params WHERE run_id = ? AND key = ?", (rid, key)
-            )
-            if stored and stored[0][0] != value:
-                raise param_conflict(rid, key, str(stored[0][0]), value)
+    inserted = {
+        (r[0], r[1])
+        for r in s.query(
+            "INSERT INTO sqltrack.params (run_id, key, value) "
+            "SELECT unnest(CAST(? AS TEXT[])), unnest(CAST(? AS TEXT[])), "
+            "unnest(CAST(? AS TEXT[])) "
+            "ON CONFLICT (run_id, key) DO NOTHING RETURNING run_id, key",
+            (
+                [rid for (rid, _), _ in rows],
+                [key for (_, key), _ in rows],
+                [value for _, value in rows],
+            ),
+        )
+    }
+    written = [(rid, key, value) for (rid, key), value in rows if (rid, key) in inserted]
+    for (rid, key), value in rows:
+        if (rid, key) in inserted:
+            continue
+        stored = s.query(
+            "SELECT value FROM sqltrack.params WHERE run_id = ? AND key = ?", (rid, key)
+        )
+        if stored and stored[0][0] != value:
+            raise param_conflict(rid, key, str(stored[0][0]), value)
     return written
 
 
@@ -415,8 +414,7 @@ def apply(s: Session, records: Sequence[Record], uri: str) -> list[Rejection]:
                 if (rid, key) not in params_of:
                     params[(rid, key)] = value
         elif isinstance(record, Metrics):
-            entry = book.entry_id(rid)
-            metric_rows.extend((rid, k, v, st, ts, entry) for k, v, st, ts in record.rows)
+            metric_rows.extend(book.points(rid, record.rows))
         else:
             state = _write_once_state(s, record, {(w.table, w.run_id): w for w in once})
             if isinstance(state, SqltrackError):
@@ -474,7 +472,7 @@ def apply(s: Session, records: Sequence[Record], uri: str) -> list[Rejection]:
         book.values("tags", _PAIR_COLUMNS, [(rid, key, value)], "set")
     if metric_rows:
         s.insert_rows("sqltrack.metrics", METRIC_COLUMNS, metric_rows, METRIC_TYPES)
-        book.metrics(metric_rows)
+        book.metrics()
     for w in once:
         s.insert_rows(w.table, w.columns, w.rows)
         book.values(w.table, w.columns, w.rows, "insert")

@@ -41,7 +41,8 @@ DATA_SCHEMA = "sqltrack_data"
 
 # Tables sqltrack itself updates: a writer may UPDATE them, within what the guards of
 # 0007_roles allow (a run ends once; tags change value; artifacts and datasets change
-# only while their run runs). Every other table is append-only for a writer.
+# only while their run runs; a chain's head moves forward). Every other table is
+# append-only for a writer, but for the bookkeeping of WRITER_DELETES.
 WRITER_UPDATES = frozenset(
     {
         "runs",
@@ -51,8 +52,9 @@ WRITER_UPDATES = frozenset(
         "datasets",
         "journal_progress",
         "run_leases",
-        "ledger_heads",  # moved by each append (compare-and-set)
+        "ledger_heads",  # moved forward by each append (compare-and-set), never back
         "staging_writers",
+        "registered_model_tags",  # the last value wins, as for run tags
     }
 )
 # Bookkeeping a writer also deletes from: the row of a dataset staging area goes with it

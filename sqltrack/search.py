@@ -417,6 +417,10 @@ def search_runs(
 
     if isinstance(experiment_names, str):
         experiment_names = [experiment_names]
+    if experiment_names is not None and not isinstance(experiment_names, Sequence):
+        raise InvalidInputError(
+            f"experiment_names {shown(experiment_names)} must be a name or a list of names"
+        )
     for name in experiment_names or ():
         if not isinstance(name, str):
             raise InvalidInputError(f"experiment name {shown(name)} must be a string")

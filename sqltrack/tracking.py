@@ -7,6 +7,7 @@ the Tracker delegates to them.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import uuid
@@ -58,7 +59,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from sqltrack.audit import Comparison, Lineage
+    from sqltrack.deployments import Deployment
     from sqltrack.ledger import LedgerDigest, VerifyReport
+    from sqltrack.registry import AliasEvent, RegisteredModel, RegisteredModelVersion
 
 __all__ = ["Tracker", "connect"]
 
@@ -122,6 +125,22 @@ def _pairs(
         if len(p) != 2:
             raise InvalidInputError(f"{what}: {p!r} is not a (key, value) pair")
     return pairs
+
+
+def _path(value: object, what: str) -> Path:
+    """A file or folder argument as a Path (str or os.PathLike), else InvalidInputError."""
+    if isinstance(value, str | os.PathLike):
+        try:
+            return Path(value)
+        except TypeError:
+            pass
+    raise InvalidInputError(f"{what} {shown(value)} must be a path (str or pathlib.Path)")
+
+
+def _sequence(value: object, what: str) -> Sequence[Any]:
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise InvalidInputError(f"{what} {shown(value)} must be a list or a tuple")
+    return value
 
 
 class Tracker:
@@ -538,6 +557,9 @@ class Tracker:
     ) -> None:
         """Log a whole series of one metric (step i by default) in one bulk insert."""
         key = validate_key(key, "metric key")
+        values = _sequence(values, f"metric {key!r}: values")
+        if steps is not None:
+            steps = _sequence(steps, f"metric {key!r}: steps")
         run_id = self._current(run_id)
         if steps is not None and len(steps) != len(values):
             raise InvalidInputError(f"metric {key!r}: {len(values)} values but {len(steps)} steps")
@@ -663,6 +685,7 @@ class Tracker:
         ``params``; return ``(column names, rows)``, an Arrow table (``output="arrow"``)
         or a pandas DataFrame (``output="pandas"``). Anything but one SELECT is refused
         (see :mod:`sqltrack.readsql`); every record logged before the call is visible."""
+        params = _sequence(params, "sql parameters")
         self._read()
         return readsql.run(self.backend, query, params, output=output)
 
@@ -670,14 +693,21 @@ class Tracker:
     def log_artifact(
         self, local_path: str | Path, name: str | None = None, run_id: str | None = None
     ) -> Artifact:
+        path = _path(local_path, "log_artifact: local_path")
         run_id = self._bulk(run_id)
         return self._retrying(
-            "log_artifact", lambda: artifacts.log_file(self.backend, run_id, Path(local_path), name)
+            "log_artifact", lambda: artifacts.log_file(self.backend, run_id, path, name)
         )
 
     def log_artifacts(
         self, paths: str | Path | Iterable[str | Path], run_id: str | None = None
     ) -> list[Artifact]:
+        if not isinstance(paths, str | os.PathLike):
+            if not isinstance(paths, Iterable):
+                raise InvalidInputError(
+                    f"log_artifacts: {shown(paths)} must be a folder or a list of paths"
+                )
+            paths = [_path(p, "log_artifacts: path") for p in paths]
         run_id = self._bulk(run_id)
         return self._retrying(
             "log_artifacts", lambda: artifacts.log_files(self.backend, run_id, paths)
@@ -686,8 +716,14 @@ class Tracker:
     def log_text(self, text: str, name: str, run_id: str | None = None) -> Artifact:
         if not isinstance(text, str):
             raise InvalidInputError(f"log_text needs a str, not {type(text).__name__}")
+        try:
+            data = text.encode()
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(
+                f"log_text({name!r}): the text has a lone surrogate at position {exc.start}, "
+                "which is not UTF-8; decode bytes with errors='replace' first"
+            ) from None
         run_id = self._bulk(run_id)
-        data = text.encode()
         return self._retrying(
             "log_text", lambda: artifacts.log_bytes(self.backend, run_id, data, name)
         )
@@ -802,9 +838,184 @@ class Tracker:
         )
 
     def load_spark_model(self, run_id: str, name: str = "model") -> Any:
+        """Reload a stored model by run id and name, or by a model URI (``runs:/RUN_ID/NAME``,
+        ``models:/NAME/VERSION``, ``models:/NAME@ALIAS``) in place of the run id."""
         from sqltrack import models
 
-        return models.load_spark_model(self, self._reading(_run_id(run_id)), name)
+        ref = run_id if isinstance(run_id, str) and ":/" in run_id else None
+        self._read()
+        return models.load_spark_model(self, ref or _run_id(run_id), name)
+
+    # -- model registry and deployments (sqltrack.registry, sqltrack.deployments) ---------
+    def _registry_write(self, what: str, write: Callable[[], _T]) -> _T:
+        self._read()  # the run's end must be in the store before governance reads it
+        return self._retrying(what, write)
+
+    def create_registered_model(
+        self, name: str, description: str | None = None, tags: Mapping[str, Any] | None = None
+    ) -> RegisteredModel:
+        """Create a registered model (``register_model`` also creates it on first use)."""
+        from sqltrack import registry
+
+        return self._registry_write(
+            "create_registered_model",
+            lambda: registry.create_registered_model(self.backend, name, description, tags),
+        )
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        """A registered model with its latest version, aliases and tags."""
+        from sqltrack import registry
+
+        self._read()
+        return registry.get_registered_model(self.backend, name)
+
+    def search_registered_models(self, filter_string: str = "") -> list[RegisteredModel]:
+        """Registered models by name; ``filter_string`` such as ``name LIKE 'churn%'``."""
+        from sqltrack import registry
+
+        self._read()
+        return registry.search_registered_models(self.backend, filter_string)
+
+    def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
+        from sqltrack import registry
+
+        self._registry_write(
+            "set_registered_model_tag",
+            lambda: registry.set_registered_model_tag(self.backend, name, key, value),
+        )
+
+    def register_model(
+        self, model_uri: str, name: str, description: str | None = None
+    ) -> RegisteredModelVersion:
+        """Register the stored model ``model_uri`` names (``runs:/RUN_ID/model``) as the
+        next version of ``name``; refused unless its run is FINISHED and its training data
+        matches its fingerprint."""
+        from sqltrack import registry
+
+        return self._registry_write(
+            "register_model",
+            lambda: registry.register_model(self.backend, model_uri, name, description),
+        )
+
+    def get_model_version(self, name: str, version: int | str) -> RegisteredModelVersion:
+        from sqltrack import registry
+
+        self._read()
+        return registry.get_model_version(self.backend, name, version)
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> RegisteredModelVersion:
+        from sqltrack import registry
+
+        self._read()
+        return registry.get_model_version_by_alias(self.backend, name, alias)
+
+    def search_model_versions(
+        self, filter_string: str = "", max_results: int = 1000
+    ) -> list[RegisteredModelVersion]:
+        """Versions, newest first, aliases filled in; ``filter_string`` such as
+        ``name = 'churn' AND run_id = '...'``."""
+        from sqltrack import registry
+
+        self._read()
+        return registry.search_model_versions(self.backend, filter_string, max_results)
+
+    def set_registered_model_alias(
+        self, name: str, alias: str, version: int | str, reason: str | None = None
+    ) -> RegisteredModelVersion:
+        """Set or move an alias; the change is kept in the alias history."""
+        from sqltrack import registry
+
+        return self._registry_write(
+            "set_registered_model_alias",
+            lambda: registry.set_registered_model_alias(self.backend, name, alias, version, reason),
+        )
+
+    def delete_registered_model_alias(
+        self, name: str, alias: str, reason: str | None = None
+    ) -> None:
+        from sqltrack import registry
+
+        self._registry_write(
+            "delete_registered_model_alias",
+            lambda: registry.delete_registered_model_alias(self.backend, name, alias, reason),
+        )
+
+    def get_model_alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
+        """Every change of a registered model's aliases (or of one), oldest first."""
+        from sqltrack import registry
+
+        self._read()
+        return registry.alias_history(self.backend, name, alias)
+
+    def deploy(
+        self,
+        model_uri: str,
+        target: str,
+        kind: str,
+        config: Mapping[str, Any] | None = None,
+        *,
+        replace: bool = False,
+        reason: str | None = None,
+    ) -> Deployment:
+        """Record the deployment of a registered version (``models:/NAME@ALIAS``) to a
+        target: ``sql_view``, ``mlflow_dir``, or an external platform (``sagemaker``,
+        ``azureml``, ... with ``endpoint`` and ``region`` in ``config``)."""
+        from sqltrack import deployments
+
+        return self._registry_write(
+            "deploy",
+            lambda: deployments.deploy(
+                self.backend, model_uri, target, kind, config, replace=replace, reason=reason
+            ),
+        )
+
+    def undeploy(self, target: str, reason: str | None = None) -> Deployment:
+        """Take down what is live on ``target``; return that deployment, now ended."""
+        from sqltrack import deployments
+
+        return self._registry_write(
+            "undeploy", lambda: deployments.undeploy(self.backend, target, reason)
+        )
+
+    def export_model(
+        self,
+        model_uri: str,
+        path: str | Path,
+        format: str = "mlflow",
+        *,
+        target: str | None = None,
+        replace: bool = False,
+        reason: str | None = None,
+    ) -> Deployment:
+        """Write a registered version (``models:/NAME@ALIAS``) into the new directory
+        ``path`` in MLflow's model format (spark and python_function flavors, signature,
+        requirements), recorded as a deployment of kind ``mlflow_dir``."""
+        from sqltrack import export
+
+        return self._registry_write(
+            "export_model",
+            lambda: export.export_model(
+                self.backend, model_uri, path, format, target=target, replace=replace,
+                reason=reason,
+            ),
+        )  # fmt: skip
+
+    def get_deployment_at(self, target: str, when: datetime) -> Deployment | None:
+        """What was live on ``target`` at ``when`` (None: nothing), with the run and the
+        exact data that trained it: the documented query of docs/schema.md."""
+        from sqltrack import deployments
+
+        self._read()
+        return deployments.deployment_at(self.backend, target, when)
+
+    def list_deployments(
+        self, target: str | None = None, *, include_ended: bool = False
+    ) -> list[Deployment]:
+        """What is live per target (or every deployment ever, with ``include_ended``)."""
+        from sqltrack import deployments
+
+        self._read()
+        return deployments.list_deployments(self.backend, target, include_ended=include_ended)
 
     # -- tamper evidence (sqltrack.ledger) ---------------------------------------
     def verify(self, run_id: str | None = None, *, against: str | None = None) -> VerifyReport:
@@ -854,5 +1065,6 @@ class Tracker:
         """Write the self-contained HTML report into ``out_dir``; return its ``index.html``."""
         from sqltrack import report
 
+        folder = _path(out_dir, "write_report: out_dir")
         self._read()
-        return report.write_report(self, out_dir, experiment, metric=metric, progress=progress)
+        return report.write_report(self, folder, experiment, metric=metric, progress=progress)

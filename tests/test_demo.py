@@ -27,7 +27,7 @@ def rerun(store_uri, spark):
     return store_uri, earlier.run_id, result, lines
 
 
-def test_demo_answers_match_the_store(rerun):
+def test_demo_answers_match_the_store(rerun, tmp_path, capsys):
     uri, earlier, result, lines = rerun
     with sqltrack.connect(uri) as tracker:
         runs = [tracker.get_run(r) for r in result.run_ids]
@@ -85,14 +85,16 @@ def test_demo_answers_match_the_store(rerun):
         )
         assert rows == [(7,)]
     assert any("predictions identical" in line for line in lines)
+    # one demo run per backend is expensive: the checks below share it
+    check_training_curves_in_the_report(uri, result, tmp_path)
+    check_the_runs_help_example(uri, capsys)
 
 
-def test_demo_logs_training_curves_that_the_report_draws(rerun, tmp_path):
+def check_training_curves_in_the_report(uri, result, tmp_path):
     """The metric-history chart is there for a first-time user: logistic regression's
     objective history and the gradient-boosted trees' loss after each tree."""
     from test_report import parse
 
-    uri, _, result, _ = rerun
     with sqltrack.connect(uri) as tracker:
         by_name = {tracker.get_run(r).info.run_name: r for r in result.run_ids}
         lr = tracker.get_metric_history(by_name["logistic-regression"], "training_objective")
@@ -108,14 +110,15 @@ def test_demo_logs_training_curves_that_the_report_draws(rerun, tmp_path):
     assert titles == ["training_loss by step", "training_objective by step"]
 
 
-def test_the_runs_help_example_answers_on_the_demo_store(rerun, capsys):
+def check_the_runs_help_example(uri, capsys):
     """`sqltrack runs --help` shows an example that finds runs in the store the demo makes
     (its old example, --experiment demo, found none)."""
     import shlex
 
-    from sqltrack.cli import COMMANDS, main
+    from sqltrack.cli import COMMANDS, build_parser, main
 
-    uri, _, _, _ = rerun
+    build_parser()  # registers the commands
+    capsys.readouterr()
     argv = shlex.split(COMMANDS["runs"].example)[1:]
     assert main([*argv, "--uri", uri, "--format", "json"]) == 0
     import json

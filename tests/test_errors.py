@@ -95,10 +95,14 @@ def test_keys_ending_in_a_newline_are_refused(tracker: Any) -> None:
 
 
 def test_identifiers_ending_in_a_newline_are_refused() -> None:
+    from sqltrack.datasets import validate_name
+
     with pytest.raises(InvalidInputError, match="not a plain SQL name"):
         quote_ident("training\n")
     with pytest.raises(InvalidInputError):
         validate_key("a\n")
+    with pytest.raises(InvalidInputError, match="dataset name"):
+        validate_name("training\n")  # a dataset "training\n" was stored on main
 
 
 # -- text that no store can hold -------------------------------------------------------
@@ -129,6 +133,15 @@ def test_unstorable_text_is_refused_at_the_call_naming_the_field(tracker: Any, b
     tracker.end_run()
     tracker.flush()
     assert tracker.get_run(run.info.run_id).info.status == "FINISHED"
+
+
+def test_log_text_with_a_lone_surrogate_is_invalid_input(tracker: Any) -> None:
+    tracker.start_run()
+    with pytest.raises(InvalidInputError, match=r"log_text\('notes.txt'\).*lone surrogate"):
+        tracker.log_text("x\ud800", "notes.txt")  # UnicodeEncodeError on main
+    tracker.log_text("x\x00", "notes.txt")  # NUL is fine in an artifact's bytes
+    assert tracker.load_artifact(tracker.active_run().info.run_id, "notes.txt") == b"x\x00"
+    tracker.end_run()
 
 
 def test_a_script_path_with_undecodable_bytes_still_records_its_run(
@@ -249,3 +262,22 @@ def test_the_readme_documents_every_error_class() -> None:
         if name not in ("SqltrackError", "BackendError"):  # the root and an abstract parent
             assert f"| `{name}`" in table, name
     assert "`sqltrack.SqltrackError`" in table
+
+
+def test_wrong_typed_arguments_are_invalid_input(tracker: Any, tmp_path: Path) -> None:
+    # TypeError from Path(), len() or iter() on main.
+    tracker.start_run()
+    calls = [
+        lambda: tracker.log_artifact(None),
+        lambda: tracker.log_artifacts(5),
+        lambda: tracker.log_artifacts([tmp_path, None]),
+        lambda: tracker.log_metric_history("k", None),
+        lambda: tracker.log_metric_history("k", [1.0], steps=5),
+        lambda: tracker.search_runs(experiment_names=5),
+        lambda: tracker.sql("SELECT ?", 5),
+        lambda: tracker.write_report(None),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidInputError):
+            call()
+    tracker.end_run()

@@ -37,13 +37,13 @@ SETTINGS = {
 # Text with what breaks stores and parsers: quotes, NUL, lone surrogates, newlines,
 # backslashes, non-ASCII letters.
 _nasty = st.sampled_from(["'", '"', "`", "\x00", "\ud800", "\udcff", "\n", "\\", "é", "%", "_"])
-_text = st.one_of(
-    st.text(max_size=20),
-    st.lists(st.one_of(_nasty, st.text(max_size=3)), max_size=8).map("".join),
-)
+_nasty_text = st.lists(st.one_of(_nasty, st.text(max_size=3)), min_size=1, max_size=8).map("".join)
+_text = st.one_of(st.text(max_size=20), _nasty_text, _nasty_text)
 _key_chars = string.ascii_letters + string.digits + "_-. /:"
+_valid_key = st.text(alphabet=_key_chars, min_size=1, max_size=12)
 _key = st.one_of(
-    st.text(alphabet=_key_chars, min_size=1, max_size=12),
+    _valid_key,
+    _valid_key,
     _text,
     st.sampled_from(["r2", "loss", "a/b", "a//b", "/a", "..", ".", "a\n", "x" * 251]),
 )
@@ -230,7 +230,7 @@ def _call(draw: st.DrawFn) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
     kind = draw(
         st.sampled_from(
             ["log_param", "log_params", "log_metric", "log_metrics", "set_tag", "set_tags",
-             "start_run", "create_experiment", "log_metric_history"]
+             "start_run", "create_experiment", "log_metric_history", "log_text", "log_dict"]
         )
     )  # fmt: skip
     if kind in ("log_param", "set_tag"):
@@ -243,6 +243,11 @@ def _call(draw: st.DrawFn) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
     if kind == "log_metrics":
         metrics = draw(st.dictionaries(_key, _any_value, max_size=3))
         return kind, (metrics,), {"step": draw(st.one_of(st.none(), _int))}
+    if kind == "log_text":
+        return kind, (draw(st.one_of(_text, _any_value)), draw(_key)), {}
+    if kind == "log_dict":
+        obj = draw(st.one_of(_any_value, st.dictionaries(_text, _any_value, max_size=2)))
+        return kind, (obj, draw(_key)), {}
     if kind == "log_metric_history":
         return kind, (draw(_key), draw(st.lists(_any_value, max_size=3))), {}
     if kind == "start_run":

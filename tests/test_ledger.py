@@ -6,8 +6,10 @@ store proves older history unchanged. Both backends, real engines."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import struct
 import subprocess
 import sys
 import textwrap
@@ -160,11 +162,33 @@ def test_reordered_metric_points_are_reported(tracker):
     report = tracker.verify()
     [hit] = report.mismatches
     assert (hit.table, hit.run_id, hit.key) == ("metrics", run.run_id, "loss")
-    assert "value differs" in hit.problem and "reordered" in hit.problem
+    assert "step differs" in hit.problem and "reordered" in hit.problem
     _sql(
         tracker,
         "UPDATE sqltrack.metrics SET step = 1 - step WHERE run_id = ? AND key = 'loss'",
         (run.run_id,),
+    )
+    assert tracker.verify().ok
+    # swap the ledger's numbering of the two loss points: the order is part of the record
+    _, [(low, high)] = tracker.sql(
+        "SELECT min(ledger_entry), max(ledger_entry) FROM sqltrack.metrics "
+        "WHERE run_id = ? AND key = 'loss'",
+        (run.run_id,),
+    )
+    _sql(
+        tracker,
+        "UPDATE sqltrack.metrics SET ledger_entry = ? + ? - ledger_entry "
+        "WHERE run_id = ? AND key = 'loss'",
+        (low, high, run.run_id),
+    )
+    [hit] = tracker.verify().mismatches
+    assert (hit.table, hit.run_id, hit.key) == ("metrics", run.run_id, "loss")
+    assert "value, step differ" in hit.problem  # the rows changed places
+    _sql(
+        tracker,
+        "UPDATE sqltrack.metrics SET ledger_entry = ? + ? - ledger_entry "
+        "WHERE run_id = ? AND key = 'loss'",
+        (low, high, run.run_id),
     )
     assert tracker.verify().ok
     # swap the timestamps of the two acc points (in two entries)
@@ -393,7 +417,7 @@ def test_the_encoding_is_exact_and_pinned():
 
     points = [("loss", 0.5, 1, 10), ("loss", float("nan"), 0, 10), ("acc", -0.0, 0, 11)]
     digest, detail = metrics(points)
-    assert digest == metrics(list(reversed(points)))[0]  # order-free
+    assert digest != metrics(list(reversed(points)))[0]  # the order is part of the record
     swapped = [("loss", 0.5, 0, 10), ("loss", float("nan"), 1, 10), ("acc", -0.0, 0, 11)]
     assert digest != metrics(swapped)[0]  # the same values at other steps
     assert digest != metrics([*points[:2], ("acc", 0.0, 0, 11)])[0]  # -0.0 is not 0.0
@@ -401,9 +425,25 @@ def test_the_encoding_is_exact_and_pinned():
         "acc": 1,
         "loss": 2,
     }
-    assert digest == "2a071e8a2a34fc28b77490dc4a4b50dd9ca3e812a19f39e5cbcebe73c0d3cd99"
+    assert digest == "c85804b547ff5cb90f642263d21cc1881588f2b2a00fb6f31e461f01d7851249"
+    # format 1 (the first entries, points sorted) still verifies
+    assert enc.metrics_digest(*(list(c) for c in zip(*points, strict=True)), version=1)[0] == (
+        "2a071e8a2a34fc28b77490dc4a4b50dd9ca3e812a19f39e5cbcebe73c0d3cd99"
+    )
+    # ... and it is exactly what docs/schema.md describes
+    keys = [k.encode() for k, *_ in points]
+    blobs = [
+        b"".join(struct.pack("<I", len(k)) for k in keys) + b"".join(keys),
+        b"".join(struct.pack("<d", v) for _, v, _, _ in points),
+        b"".join(struct.pack("<q", s) for _, _, s, _ in points),
+        b"".join(struct.pack("<q", t) for *_, t in points),
+    ]
+    spelled = hashlib.sha256(b"sqltrack-metrics-v2\x00" + b"3")
+    for blob in blobs:
+        spelled.update(b"\x00" + hashlib.sha256(blob).hexdigest().encode())
+    assert spelled.hexdigest() == digest
     assert enc.metrics_digest(["é", "a"], [1.0, 2.0], [0, 0], [1, 1])[0] == (
-        "6b678f6e9082acea553d6579fb7368257186595d5d85d37428cda6785c487a8f"  # UTF-8 byte lengths
+        "54ce0af205e26256305a38f934f014087f31c3f1049410ebb35bc3093ceedf85"  # UTF-8 byte lengths
     )
     link = enc.entry_hash(enc.genesis("s"), "s", 1, 7, "params", "insert", '["lr"]', "0" * 64,
                           "{}", 0)  # fmt: skip

@@ -118,10 +118,11 @@ def test_compare_pick_redraws_in_headless_chromium(tracker, twice, tmp_path, req
     assert root.attrs["data-report-ready"] == "ok" and "data-js-error" not in root.attrs
     assert root.attrs["data-overlapping-labels"] == "0", root.attrs.get("data-overlaps")
     assert int(root.attrs["data-primary-right"]) < 700  # the primary metric on screen
-    legend = [
-        t.text for t in root.find("section", id="compare").find_all("g", class_="legend-item")
-    ]
-    assert len(set(legend)) == len(legend)
+    compare = root.find("section", id="compare")
+    legend = [t.text for t in compare.find_all("g", class_="legend-item")]
+    assert len(set(legend)) == len(legend) == 7  # runs that share a name told apart
+    drawn = [t.attrs["data-key"] for t in compare.find_all("text", class_="axis-label")]
+    assert sorted(drawn) == sorted(METRICS)  # every metric, none dropped
     # a pick of two runs and three metrics, applied by clicking the boxes
     a, b = twice[0], twice[-1]
     pick = f"#runs={a},{b}&metrics=areaUnderROC,FPR,recall"

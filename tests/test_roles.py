@@ -245,6 +245,14 @@ def test_a_writer_logs_a_full_run_but_cannot_change_it(store, spark, pipeline_mo
         with pytest.raises(sqltrack.ConflictError, match="is FINISHED"):
             writer.log_metric("r2", 0.99, run_id=run.run_id)
             writer.flush()
+        # The registry: a writer registers the finished run's model and deploys it.
+        version = writer.register_model(f"runs:/{run.run_id}/model", "churn")
+        writer.set_registered_model_tag("churn", "team", "ml")
+        writer.set_registered_model_tag("churn", "team", "risk")  # the last value wins
+        writer.set_registered_model_alias("churn", "champion", version.version)
+        writer.deploy(
+            "models:/churn@champion", "churn-eu", "external", {"endpoint": "e", "region": "eu"}
+        )
     finally:
         writer.close()
     rid = run.run_id
@@ -289,6 +297,13 @@ def test_a_writer_logs_a_full_run_but_cannot_change_it(store, spark, pipeline_mo
         "TRUNCATE sqltrack.runs CASCADE",
     ):
         assert "written once" in _refused(store.writer, statement)
+    for statement in (  # the registry's own guard (0011) refuses every role
+        "DELETE FROM sqltrack.model_versions WHERE run_id = %s",
+        "UPDATE sqltrack.model_versions SET model_sha256 = 'x' WHERE run_id = %s",
+    ):
+        with _pg_connect(store.writer) as conn, pytest.raises(pgerr.RaiseException) as info:
+            conn.execute(statement, (rid,))
+        assert "append-only" in str(info.value), statement
     assert _snapshot(store.owner) == before
     # Through sqltrack the refusal is a PermissionDeniedError naming the run and the fix.
     backend = open_backend(store.writer)
@@ -425,47 +440,51 @@ def test_an_owner_without_superuser_grants_and_shares_writers_tables(store, spar
 
 
 # -- the hash chain -----------------------------------------------------------------------
-def test_a_writer_appends_to_the_hash_chain_but_cannot_rewrite_it(store, capsys):
+def test_the_hash_chain_is_append_only_for_writers(store, capsys):
     _grant(store.owner, store.names["writer"], roles.WRITER)
     _grant(store.owner, store.names["reader"], roles.READER)
     writer = sqltrack.connect(store.writer)
     try:
         writer.set_experiment("audit")
-        with writer.start_run(run_name="chained") as run:  # each append moves the head
+        with writer.start_run(run_name="chained") as run:
             writer.log_param("alpha", "1")
             writer.log_metrics({"loss": 0.5, "acc": 0.9})
         writer.flush()
     finally:
         writer.close()
-    # A writer records digests; an auditor verifies against one.
+    # A writer appends to the chain and records digests; an auditor verifies.
     assert main(["verify", "--digest", "--uri", store.writer, "--format", "json"]) == 0
     taken = json.loads(capsys.readouterr().out)
     assert taken["ok"] and taken["digest"]
     assert main(["verify", "--uri", store.reader, "--against", taken["digest"]]) == 0
     capsys.readouterr()
-    before = _snapshot(store.owner)
-    rid = (run.run_id,)
-    for statement, params in (  # refused by the privileges a writer has
-        ("UPDATE sqltrack.ledger SET row_digest = 'x' WHERE scope = %s", rid),
-        ("DELETE FROM sqltrack.ledger WHERE scope = %s", rid),
-        ("UPDATE sqltrack.ledger_digests SET chains = 0", ()),
-        ("DELETE FROM sqltrack.ledger_digest_heads", ()),
-        ("DELETE FROM sqltrack.ledger_heads WHERE scope = %s", rid),
-    ):
-        assert "permission denied" in _refused(store.writer, statement, params), statement
-    # A DBA who grants the writer everything still cannot make it rewrite the chain itself.
+    login = store.names["writer"]
     with _pg_connect(store.owner) as conn:
+        logins = conn.execute(
+            "SELECT DISTINCT db_user FROM sqltrack.ledger WHERE scope = %s", (run.run_id,)
+        ).fetchall()
+        digest_login = conn.execute("SELECT db_user FROM sqltrack.ledger_digests").fetchone()
+        # A DBA who grants the writer everything still cannot make it rewrite the chain.
         conn.execute(
-            pgsql.SQL("GRANT ALL ON sqltrack.ledger TO {}").format(
-                pgsql.Identifier(store.names["writer"])
+            pgsql.SQL("GRANT ALL ON ALL TABLES IN SCHEMA sqltrack TO {}").format(
+                pgsql.Identifier(login)
             )
         )
-    for statement, params in (
-        ("UPDATE sqltrack.ledger SET row_digest = 'x' WHERE scope = %s", rid),
-        ("DELETE FROM sqltrack.ledger WHERE scope = %s", rid),
-        ("TRUNCATE sqltrack.ledger", ()),
+    assert logins == [(login,)] and digest_login == (login,)
+    before = _snapshot(store.owner)
+    rid = (run.run_id,)
+    for statement, params, expected in (
+        ("UPDATE sqltrack.ledger SET row_digest = 'x' WHERE scope = %s", rid, "written once"),
+        ("DELETE FROM sqltrack.ledger WHERE scope = %s", rid, "written once"),
+        ("TRUNCATE sqltrack.ledger", (), "written once"),
+        ("UPDATE sqltrack.ledger_digests SET chains = 0", (), "written once"),
+        ("DELETE FROM sqltrack.ledger_digest_heads", (), "written once"),
+        ("DELETE FROM sqltrack.ledger_heads WHERE scope = %s", rid, "written once"),
+        ("UPDATE sqltrack.ledger_heads SET seq = seq - 1 WHERE scope = %s", rid, "forward"),
+        ("UPDATE sqltrack.ledger_heads SET hash = 'x' WHERE scope = %s", rid, "forward"),
+        ("UPDATE sqltrack.ledger_heads SET scope = 'y' WHERE scope = %s", rid, "forward"),
     ):
-        assert "written once" in _refused(store.writer, statement, params), statement
+        assert expected in _refused(store.writer, statement, params), statement
     assert _snapshot(store.owner) == before
 
 

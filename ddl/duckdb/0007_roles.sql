@@ -13,6 +13,8 @@ ALTER TABLE sqltrack.artifacts ADD COLUMN db_user TEXT;
 ALTER TABLE sqltrack.datasets ADD COLUMN db_user TEXT;
 ALTER TABLE sqltrack.models ADD COLUMN db_user TEXT;
 ALTER TABLE sqltrack.journal_rejections ADD COLUMN db_user TEXT;
+ALTER TABLE sqltrack.ledger ADD COLUMN db_user TEXT;
+ALTER TABLE sqltrack.ledger_digests ADD COLUMN db_user TEXT;
 
 CREATE TABLE sqltrack.role_grants (
     role_name   TEXT PRIMARY KEY,

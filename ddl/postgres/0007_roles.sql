@@ -20,6 +20,10 @@ ALTER TABLE sqltrack.models ADD COLUMN db_user TEXT;
 ALTER TABLE sqltrack.models ALTER COLUMN db_user SET DEFAULT session_user;
 ALTER TABLE sqltrack.journal_rejections ADD COLUMN db_user TEXT;
 ALTER TABLE sqltrack.journal_rejections ALTER COLUMN db_user SET DEFAULT session_user;
+ALTER TABLE sqltrack.ledger ADD COLUMN db_user TEXT;
+ALTER TABLE sqltrack.ledger ALTER COLUMN db_user SET DEFAULT session_user;
+ALTER TABLE sqltrack.ledger_digests ADD COLUMN db_user TEXT;
+ALTER TABLE sqltrack.ledger_digests ALTER COLUMN db_user SET DEFAULT session_user;
 
 -- The roles `sqltrack db grant` gave access, so that later dataset tables are shared with
 -- them (see share_dataset_table) and an auditor can read who may do what.
@@ -51,7 +55,7 @@ END
 $$;
 
 -- Generic guard: refuses UPDATE, DELETE and TRUNCATE of a table for every role but its
--- owner. For append-only records (params, metrics, chunks, ...) and hash-chain tables:
+-- owner. For append-only records (params, metrics, chunks, the ledger, ...):
 --   CREATE TRIGGER t_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON <table>
 --       FOR EACH STATEMENT EXECUTE FUNCTION sqltrack.refuse_change();
 CREATE FUNCTION sqltrack.refuse_change() RETURNS trigger
@@ -324,15 +328,43 @@ CREATE TRIGGER schema_migrations_guard BEFORE UPDATE OR DELETE OR TRUNCATE
     ON sqltrack.schema_migrations
     FOR EACH STATEMENT EXECUTE FUNCTION sqltrack.refuse_change();
 
--- The hash chain (migration 0006_ledger), when present: appended to, never changed.
-DO $$
+-- The hash chain (migration 0006_ledger): entries and digests are appended, never changed;
+-- a chain's head only moves forward (the compare-and-set of an append), never away.
+CREATE TRIGGER ledger_db_user BEFORE INSERT ON sqltrack.ledger
+    FOR EACH ROW EXECUTE FUNCTION sqltrack.stamp_db_user();
+CREATE TRIGGER ledger_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON sqltrack.ledger
+    FOR EACH STATEMENT EXECUTE FUNCTION sqltrack.refuse_change();
+CREATE TRIGGER ledger_digests_db_user BEFORE INSERT ON sqltrack.ledger_digests
+    FOR EACH ROW EXECUTE FUNCTION sqltrack.stamp_db_user();
+CREATE TRIGGER ledger_digests_guard BEFORE UPDATE OR DELETE OR TRUNCATE
+    ON sqltrack.ledger_digests
+    FOR EACH STATEMENT EXECUTE FUNCTION sqltrack.refuse_change();
+CREATE TRIGGER ledger_digest_heads_guard BEFORE UPDATE OR DELETE OR TRUNCATE
+    ON sqltrack.ledger_digest_heads
+    FOR EACH STATEMENT EXECUTE FUNCTION sqltrack.refuse_change();
+
+CREATE FUNCTION sqltrack.guard_ledger_head() RETURNS trigger
+LANGUAGE plpgsql AS $$
 BEGIN
-    IF to_regclass('sqltrack.ledger') IS NOT NULL THEN
-        CREATE TRIGGER ledger_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON sqltrack.ledger
-            FOR EACH STATEMENT EXECUTE FUNCTION sqltrack.refuse_change();
+    IF sqltrack.acts_as_owner(TG_RELID) THEN
+        RETURN NEW;
     END IF;
+    IF NEW.scope IS DISTINCT FROM OLD.scope OR NEW.seq < OLD.seq
+       OR (NEW.seq = OLD.seq AND NEW.hash IS DISTINCT FROM OLD.hash) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('sqltrack: role %s may only move the head of chain %s forward '
+                             '(from entry %s), not to entry %s of chain %s', current_user,
+                             OLD.scope, OLD.seq, NEW.seq, NEW.scope),
+            HINT = 'the hash chain is appended to, never rewritten';
+    END IF;
+    RETURN NEW;
 END
 $$;
+CREATE TRIGGER ledger_heads_update BEFORE UPDATE ON sqltrack.ledger_heads
+    FOR EACH ROW EXECUTE FUNCTION sqltrack.guard_ledger_head();
+CREATE TRIGGER ledger_heads_guard BEFORE DELETE OR TRUNCATE ON sqltrack.ledger_heads
+    FOR EACH STATEMENT EXECUTE FUNCTION sqltrack.refuse_change();
 
 -- 3. Who did it, in the lineage views (new columns go last: CREATE OR REPLACE VIEW keeps
 -- the existing ones).

@@ -180,7 +180,7 @@ class _Retry:
         if self.attempts <= 1 or not self.bound:
             return error
         return TransientBackendError(
-            f"{error} (gave up after {self.attempts + 1} attempts in {self.bound:g} s; "
+            f"{error} (gave up after {self.attempts} attempts in {self.bound:g} s; "
             "SQLTRACK_RETRY bounds the retries)"
         )
 

@@ -13,7 +13,7 @@ kept outside the database).
 - **No serialised writers.** Appending moves only the chain's head row
   (``sqltrack.ledger_heads``), so writers of different runs never wait for each other.
 - **Metrics** are many: one entry covers every point a delivery wrote for a run, and
-  those rows carry the entry's id in ``metrics.ledger_entry``.
+  each of those rows carries ``metrics.ledger_entry`` = the entry's id + its position.
 - **Verification** (:func:`verify`) walks every chain (links, hashes, no gaps, the
   head at its end, nothing but tags after a run's end), recomputes each row's digest
   from the live tables, and hashes artifact and model bytes and dataset tables again.

@@ -4,8 +4,8 @@ A store upgraded to migration 0006 (``sqltrack db upgrade``) holds runs and expe
 that no chain vouches for, and ``verify`` lists each of their rows as written behind
 sqltrack's back. :func:`adopt` gives, in one transaction, each run and experiment that has
 no chain yet a chain of ``adopt`` entries for its rows as they are (the run's row first,
-as ``adopt-ended`` when the run had ended; metric points grouped per run, their
-``ledger_entry`` set), so that from then on any change to them is detected. Rows added to
+as ``adopt-ended`` when the run had ended; metric points in one entry per run, numbered
+in ``ledger_entry``), so that from then on any change to them is detected. Rows added to
 a run or experiment that already has a chain are never adopted: they stay reported. It
 vouches for the rows as they are at that moment; the entries say ``adopt`` and when, and
 ``verify`` counts them, so an auditor can tell adopted history from recorded history.
@@ -13,13 +13,13 @@ vouches for the rows as they are at that moment; the entries say ``adopt`` and w
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqltrack.backends import Backend
-from sqltrack.ledger._book import Book, new_entry_id
+from sqltrack.ledger._book import Book
 from sqltrack.ledger._tables import TABLES
 
 __all__ = ["adopt"]
+
+_METRIC_COLUMNS = ("run_id", "key", "value", "step", "timestamp", "ledger_entry")
 
 
 def adopt(backend: Backend) -> int:
@@ -41,27 +41,24 @@ def adopt(backend: Backend) -> int:
                 book.values(table_spec.table, table_spec.columns, [row], operation)
                 adopted += 1
         orphans = s.query(
-            "SELECT run_id, count(*) FROM sqltrack.metrics WHERE ledger_entry IS NULL "
-            "GROUP BY run_id ORDER BY run_id"
+            "SELECT DISTINCT run_id FROM sqltrack.metrics WHERE ledger_entry IS NULL "
+            "ORDER BY run_id"
         )
-        for run_id, _ in orphans:
+        for (run_id,) in orphans:
             if run_id in chained:
                 continue
-            entry = new_entry_id()
-            s.execute(
-                "UPDATE sqltrack.metrics SET ledger_entry = ? WHERE run_id = ? "
-                "AND ledger_entry IS NULL",
-                (entry, run_id),
+            points = s.query(
+                'SELECT key, value, step, "timestamp" FROM sqltrack.metrics WHERE run_id = ? '
+                'AND ledger_entry IS NULL ORDER BY key, step, "timestamp", value',
+                (run_id,),
             )
-            points: list[tuple[Any, ...]] = [
-                (run_id, *r, entry)
-                for r in s.query(
-                    'SELECT key, value, step, "timestamp" FROM sqltrack.metrics '
-                    "WHERE run_id = ? AND ledger_entry = ?",
-                    (run_id, entry),
-                )
-            ]
-            book.metrics(points, operation="adopt")
+            # number the points: write them again, in one order, with their ledger_entry
+            s.execute(
+                "DELETE FROM sqltrack.metrics WHERE run_id = ? AND ledger_entry IS NULL",
+                (run_id,),
+            )
+            s.insert_rows("sqltrack.metrics", _METRIC_COLUMNS, book.points(run_id, points))
             adopted += 1
+        book.metrics("adopt")
         book.close()
     return adopted

@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -64,6 +64,15 @@ def enabled() -> bool:
     return config.get("ledger").lower() not in ("off", "0", "false", "no")
 
 
+@dataclass
+class _Points:
+    """A run's metric points in this transaction: ``ledger_entry`` = base + position."""
+
+    base: int
+    count: int = 0
+    chunks: list[Sequence[tuple[str, float, int, datetime]]] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class _Entry:
     entry_id: int
@@ -75,8 +84,9 @@ class _Entry:
 
 
 def new_entry_id() -> int:
-    """A random entry id (62 bits): unique within a chain in practice."""
-    return random.getrandbits(62) + 1
+    """A random entry id (below 2**62, so that id + position fits a BIGINT): unique within
+    a chain in practice."""
+    return random.getrandbits(61) + 1
 
 
 class Book:
@@ -88,7 +98,7 @@ class Book:
         self._store = store
         self.enabled = enabled()
         self._entries: dict[str, list[_Entry]] = {}
-        self._metric_ids: dict[str, int] = {}
+        self._points: dict[str, _Points] = {}
         self._recorded_at = datetime.now(timezone.utc)
 
     # -- collecting -------------------------------------------------------------------
@@ -131,40 +141,48 @@ class Book:
             )
         self._row(table_spec, rows[0], operation)
 
-    def entry_id(self, run_id: str) -> int | None:
-        """The id that this transaction's metric rows of ``run_id`` carry in
-        ``metrics.ledger_entry`` (None with the ledger off)."""
+    def points(
+        self, run_id: str, rows: Sequence[tuple[str, float, int, datetime]]
+    ) -> list[tuple[Any, ...]]:
+        """The metric rows ``(key, value, step, timestamp)`` of one record as
+        ``(run_id, key, value, step, timestamp, ledger_entry)`` to insert: numbered after
+        the points this transaction already has for the run (None with the ledger off).
+        :meth:`metrics` then records them."""
         if not self.enabled:
-            return None
-        found = self._metric_ids.get(run_id)
-        if found is None:
-            found = self._metric_ids[run_id] = new_entry_id()
-        return found
+            return [(run_id, k, v, st, ts, None) for k, v, st, ts in rows]
+        pending = self._points.get(run_id)
+        if pending is None:
+            pending = self._points[run_id] = _Points(new_entry_id())
+        first = pending.base + pending.count
+        pending.chunks.append(rows)
+        pending.count += len(rows)
+        return [(run_id, k, v, st, ts, first + i) for i, (k, v, st, ts) in enumerate(rows)]
 
-    def metrics(self, rows: Sequence[Sequence[Any]], operation: str = "append") -> None:
-        """Record metric rows ``(run_id, key, value, step, timestamp, ledger_entry)``:
-        one entry per run, whose digest covers all of that run's points."""
-        if not self.enabled:
-            return
-        by_entry: dict[int, list[Sequence[Any]]] = {}
-        if len({r[5] for r in rows}) == 1:  # the usual batch: one run
-            by_entry[rows[0][5]] = list(rows)
-        else:
-            for row in rows:
-                by_entry.setdefault(row[5], []).append(row)
-        for entry_id, group in by_entry.items():
-            run_ids, keys, values, steps, stamps, _ = zip(*group, strict=True)
-            first = stamps[0]
-            if all(t is first for t in stamps):  # log_metrics: one timestamp per call
-                micros = [enc.micros(first)] * len(stamps)
-            else:
-                micros = [enc.micros(t) for t in stamps]
-            digest, detail = enc.metrics_digest(keys, values, steps, micros)
+    def metrics(self, operation: str = "append") -> None:
+        """Record the points numbered by :meth:`points` so far: one entry per run, whose
+        digest covers all of that run's points, in order."""
+        for run_id, pending in self._points.items():
+            keys: list[str] = []
+            values: list[float] = []
+            steps: list[int] = []
+            stamps: list[int] = []
+            for rows in pending.chunks:
+                k, v, st, ts = zip(*rows, strict=True)
+                keys += k
+                values += v
+                steps += st
+                first = ts[0]  # log_metrics: one timestamp per call (== is cheap, hash is not)
+                if all(t == first for t in ts):
+                    stamps += [enc.micros(first)] * len(ts)
+                else:
+                    stamps += [enc.micros(t) for t in ts]
+            digest, detail = enc.metrics_digest(keys, values, steps, stamps)
             self._add(
-                run_ids[0],
-                _Entry(entry_id, "metrics", operation, enc.row_key([entry_id]), digest,
+                run_id,
+                _Entry(pending.base, "metrics", operation, enc.row_key([pending.base]), digest,
                        enc.dumps(detail)),
             )  # fmt: skip
+        self._points = {}
 
     # -- appending --------------------------------------------------------------------
     def close(self) -> None:

@@ -12,11 +12,13 @@ DuckDB and the same row read back from PostgreSQL encode to the same bytes:
 - a row digest is ``sha256("sqltrack-row-v1" NUL table (NUL column "=" value)...)`` over
   the columns its ledger entry names, in that order (JSON text holds no raw NUL, so the
   encoding is unambiguous);
-- a metrics entry (the points one delivery wrote for one run) is encoded by column,
-  points sorted by (key, step, timestamp, value bits): each column is hashed on its own
-  (keys as little-endian uint32 byte length + UTF-8, values as little-endian IEEE-754
-  doubles with NaN made canonical, steps and timestamps as little-endian int64) and the
-  digest is ``sha256("sqltrack-metrics-v1" NUL count NUL column hashes...)``;
+- a metrics entry (the points one delivery wrote for one run) is encoded by column, the
+  points in their order (``metrics.ledger_entry`` = the entry's id + the point's position):
+  each column is hashed on its own (keys as little-endian uint32 byte lengths followed by
+  the UTF-8 bytes, values as little-endian IEEE-754 doubles with NaN made canonical, steps
+  and timestamps as little-endian int64) and the digest is ``sha256("sqltrack-metrics-v2"
+  NUL count NUL column hashes...)``; (format 1, of the first entries, is the same over the
+  points sorted by key, step, timestamp and value bits, under ``sqltrack-metrics-v1``)
 - an entry's hash is ``sha256("sqltrack-ledger-v1" NUL prev_hash NUL json([scope, seq,
   entry_id, table, operation, row_key, row_digest, detail, recorded_at in µs]))``; the
   first entry of a chain links to ``sha256("sqltrack-ledger-v1 genesis" NUL scope)``;
@@ -96,65 +98,75 @@ def row_key(values: Iterable[Any]) -> str:
     return "[" + ",".join(encode_value(v) for v in values) + "]"
 
 
+METRICS_FORMAT = 2  # the format new metrics entries are written in
+
+
 def metrics_digest(
-    keys: Sequence[str], values: Sequence[float], steps: Sequence[int], stamps: Sequence[int]
+    keys: Sequence[str],
+    values: Sequence[float],
+    steps: Sequence[int],
+    stamps: Sequence[int],
+    version: int = METRICS_FORMAT,
 ) -> tuple[str, dict[str, Any]]:
-    """The digest and detail of a metrics entry from its points, given by column (key,
-    value, step, timestamp in µs), in any order. Up to ``KEYS_LISTED`` keys, the detail
-    also holds each key's point count and 8 hex digits of its points' own hash, so that a
-    mismatch names the keys whose points changed. (numpy sorts and packs; the bytes are
-    the ones the module docstring defines.)"""
+    """The digest and detail of a metrics entry from its points in their order (their
+    ``metrics.ledger_entry``), given by column: key, value, step, timestamp in µs. Up to
+    ``KEYS_LISTED`` keys, the detail also holds each key's point count and 8 hex digits of
+    its points' own hash, so that a mismatch names the keys whose points changed. (numpy
+    packs the columns; the bytes are the ones the module docstring defines.)
+
+    ``version=1`` is the format of the first entries (before points were numbered): the
+    same encoding over the points sorted by key, step, timestamp and value bits, under the
+    prefix ``sqltrack-metrics-v1``; verification still reads it."""
     import numpy as np
 
-    v = np.array(values, dtype=np.float64)
-    nan = np.isnan(v)
+    n = len(keys)
+    value = np.array(values, dtype="<f8")
+    nan = np.isnan(value)
     if nan.any():
-        v[nan] = np.nan  # one NaN: the same bits wherever it came from
-    bits = v.view(np.int64)
-    step = np.array(steps, dtype=np.int64)
-    stamp = np.array(stamps, dtype=np.int64)
-    key = np.array(keys, dtype=str)
-    order = np.lexsort((bits, stamp, step, key))  # by key, step, timestamp, value bits
-    sorted_keys = key[order]
-    ordered: list[str] = sorted_keys.tolist()
-    joined = "".join(ordered)
+        value[nan] = np.nan  # one NaN: the same bits wherever it came from
+    step = np.array(steps, dtype="<i8")
+    stamp = np.array(stamps, dtype="<i8")
+    if version == 1:
+        order = np.lexsort((value.view("<i8"), stamp, step, np.array(keys, dtype=str)))
+        keys = [keys[i] for i in order.tolist()]
+        value, step, stamp = value[order], step[order], stamp[order]
+    joined = "".join(keys)
     if joined.isascii():  # the usual case: a key's length is its byte length
-        lengths, data = np.char.str_len(sorted_keys), joined.encode()
+        lengths, data = np.fromiter(map(len, keys), dtype="<u4", count=n), joined.encode()
     else:
-        encoded = [k.encode() for k in ordered]
-        lengths, data = np.array([len(k) for k in encoded]), b"".join(encoded)
-    words = [a[order].astype("<i8").tobytes() for a in (bits, step, stamp)]
+        encoded = [k.encode() for k in keys]
+        lengths = np.fromiter(map(len, encoded), dtype="<u4", count=n)
+        data = b"".join(encoded)
     columns = (
-        ("key", lengths.astype("<u4").tobytes() + data),
-        ("value", words[0]),  # the doubles' bits: their little-endian IEEE-754 bytes
-        ("step", words[1]),
-        ("timestamp", words[2]),
+        ("key", lengths.tobytes() + data),
+        ("value", value.tobytes()),
+        ("step", step.tobytes()),
+        ("timestamp", stamp.tobytes()),
     )
     hashes = [(name, hashlib.sha256(blob).hexdigest()) for name, blob in columns]
-    h = hashlib.sha256(b"sqltrack-metrics-v1\x00" + str(len(ordered)).encode())
+    h = hashlib.sha256(f"sqltrack-metrics-v{version}".encode() + b"\x00" + str(n).encode())
     for _, column_hash in hashes:
         h.update(b"\x00" + column_hash.encode())
     detail: dict[str, Any] = {
-        "format": "metrics-v1",
-        "rows": len(ordered),
+        "format": f"metrics-v{version}",
+        "rows": n,
         "columns": [[name, column_hash[:8]] for name, column_hash in hashes],
     }
-    if not ordered:
-        detail["keys"] = {}
-        return h.hexdigest(), detail
-    starts = [0, *(np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1).tolist()]
-    if len(starts) <= KEYS_LISTED:
+    distinct = set(keys)
+    if len(distinct) <= KEYS_LISTED:
+        codes: dict[str, int] = {}
+        code = np.fromiter((codes.setdefault(k, len(codes)) for k in keys), dtype=np.int64, count=n)
         listed: dict[str, list[Any]] = {}
-        for i, start in enumerate(starts):  # one slice of the sorted points per key
-            end = starts[i + 1] if i + 1 < len(starts) else len(ordered)
-            part = hashlib.sha256(ordered[start].encode())
-            for blob in words:
-                part.update(b"\x00" + blob[start * 8 : end * 8])
-            listed[ordered[start]] = [end - start, part.hexdigest()[:8]]
+        for key in sorted(codes):
+            mine = code == codes[key]
+            part = hashlib.sha256(key.encode())
+            for array in (value, step, stamp):
+                part.update(b"\x00" + array[mine].tobytes())
+            listed[key] = [int(mine.sum()), part.hexdigest()[:8]]
         detail["keys"] = listed
     else:
-        detail["distinct_keys"] = len(starts)
-        detail["first_key"], detail["last_key"] = ordered[0], ordered[-1]
+        detail["distinct_keys"] = len(distinct)
+        detail["first_key"], detail["last_key"] = min(distinct), max(distinct)
     return h.hexdigest(), detail
 
 

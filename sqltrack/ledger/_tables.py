@@ -8,9 +8,9 @@ recomputes. A new kind of record (model registry, deployment events) registers i
 spec with :func:`register` and records each row it writes (``Book.values`` or
 :func:`sqltrack.ledger.record`) in the transaction that writes it.
 
-Metrics are the one table without a natural key: their rows carry ``ledger_entry``,
-the id of the ledger entry that recorded them, and are digested per entry (see
-``_encoding.metrics_digest``).
+Metrics are the one table without a natural key: each row carries ``ledger_entry``, the
+``entry_id`` of the ledger entry that recorded it plus its position in that entry, and
+points are digested per entry, in that order (see ``_encoding.metrics_digest``).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ held.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import json
@@ -321,8 +322,8 @@ class _Verifier:
     # -- metrics ----------------------------------------------------------------------
     def metrics(self) -> None:
         where, params = self._where_run()
-        groups: dict[tuple[str, int | None], list[tuple[str, float, int, int]]] = {}
-        for run, entry, key, value, step, ts in self.s.query(
+        by_run: dict[str, list[tuple[int | None, str, float, int, int]]] = {}
+        for run, point, key, value, step, ts in self.s.query(
             compose(
                 'SELECT run_id, ledger_entry, key, value, step, "timestamp" '
                 "FROM sqltrack.metrics{where}",
@@ -330,40 +331,64 @@ class _Verifier:
             ),
             params,
         ):
-            groups.setdefault((run, None if entry is None else int(entry)), []).append(
-                (key, float(value), int(step), enc.micros(ts))
-            )
-        for (run, entry), points in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1] or 0)):
-            self.rows += len(points)
-            counts = Counter(p[0] for p in points)
-            if entry is None:
-                for key, n in sorted(counts.items()):
-                    self.miss(
-                        "metrics", run, key, f"{n} point(s) not in the ledger: written {_BEHIND}"
-                    )
+            by_run.setdefault(run, []).append(
+                (None if point is None else int(point), key, float(value), int(step),
+                 enc.micros(ts))
+            )  # fmt: skip
+        entries: dict[str, list[_Stored]] = {}
+        for (run, _), e in self.metric_entries.items():
+            entries.setdefault(run, []).append(e)
+        for run in sorted(set(by_run) | set(entries)):
+            chain = sorted(entries.get(run, []), key=lambda e: e.entry_id)
+            self._run_metrics(run, by_run.get(run, []), chain)
+
+    def _run_metrics(
+        self, run: str, rows: list[tuple[int | None, str, float, int, int]], chain: list[_Stored]
+    ) -> None:
+        """Give each point to the entry whose range of ``ledger_entry`` holds it (entry_id
+        to entry_id + its point count), then recompute each entry's digest in point order."""
+        self.rows += len(rows)
+        starts = [e.entry_id for e in chain]
+        sizes = [int(json.loads(e.detail).get("rows", 0)) for e in chain]
+        owned: list[list[tuple[int, str, float, int, int]]] = [[] for _ in chain]
+        stray: Counter[str] = Counter()
+        unnumbered: Counter[str] = Counter()
+        for point, key, value, step, stamp in rows:
+            if point is None:
+                unnumbered[key] += 1
                 continue
-            e = self.metric_entries.pop((run, entry), None)
-            if e is None:
-                self.miss(
-                    "metrics",
-                    run,
-                    ", ".join(sorted(counts)),
-                    f"{len(points)} point(s) name ledger entry {entry}, which the run's chain "
-                    f"does not hold: written {_BEHIND}",
-                )
+            i = bisect.bisect_right(starts, point) - 1
+            if i < 0 or point >= starts[i] + sizes[i]:
+                stray[key] += 1
                 continue
-            digest, detail = enc.metrics_digest(*(list(c) for c in zip(*points, strict=True)))
-            if digest != e.digest:
-                self._metrics_changed(run, e, detail)
-        for (run, _), e in sorted(self.metric_entries.items()):
-            recorded = json.loads(e.detail)
+            owned[i].append((point, key, value, step, stamp))
+        for key, n in sorted(unnumbered.items()):
+            self.miss("metrics", run, key, f"{n} point(s) not in the ledger: written {_BEHIND}")
+        for key, n in sorted(stray.items()):
             self.miss(
                 "metrics",
                 run,
-                _entry_keys(recorded),
-                f"deleted {_BEHIND}: the ledger recorded {recorded.get('rows')} point(s) "
-                f"({_when(e)}); none is left",
+                key,
+                f"{n} point(s) carry a ledger_entry no entry of the run's chain covers: "
+                f"written {_BEHIND}",
             )
+        for e, points in zip(chain, owned, strict=True):
+            if not points:
+                recorded = json.loads(e.detail)
+                self.miss(
+                    "metrics",
+                    run,
+                    _entry_keys(recorded),
+                    f"deleted {_BEHIND}: the ledger recorded {recorded.get('rows')} point(s) "
+                    f"({_when(e)}); none is left",
+                )
+                continue
+            points.sort(key=lambda p: p[0])  # in ledger_entry order: reordered points show
+            _, keys, values, steps, stamps = (list(c) for c in zip(*points, strict=True))
+            version = 1 if json.loads(e.detail).get("format") == "metrics-v1" else 2
+            digest, detail = enc.metrics_digest(keys, values, steps, stamps, version)
+            if digest != e.digest:
+                self._metrics_changed(run, e, detail)
 
     def _metrics_changed(self, run: str, e: _Stored, found: dict[str, Any]) -> None:
         recorded = json.loads(e.detail)
