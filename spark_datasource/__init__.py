@@ -11,9 +11,11 @@ DataFrame as an ordinary SQL table of a sqltrack store, and reads it back exactl
 Options: ``uri`` (default ``SQLTRACK_URI``), ``run_id``, ``name`` (default
 ``training``), ``dataset_id`` (reads), ``keep_order`` (writes: store the row order
 and give it back on read), ``verify`` (reads, default true: check the fingerprint
-first), ``partitions`` (reads), ``created_by`` (writes). Modes: ``append`` creates
-the dataset and fails if the run already has one of that name; ``overwrite``
-replaces it atomically while the run is RUNNING. Spark itself refuses
+first), ``partitions`` (reads), ``created_by`` (writes); the tracker also sets
+``staging`` (the staging name), ``writer`` (``host/pid/start`` of the process that owns
+the write) and ``retry`` (seconds each step waits for a store that is away).
+Modes: ``append`` creates the dataset and fails if the run already has one of that
+name; ``overwrite`` replaces it atomically while the run is RUNNING. Spark itself refuses
 ``errorifexists`` and ``ignore`` for Python data sources, with a message naming
 ``Append`` and ``Overwrite``.
 
@@ -31,10 +33,12 @@ that attempt, and ``commit()`` publishes exactly the attempts named in its messa
 in one transaction together with the catalog row, then removes the rest:
 
 * ``writer()`` checks that the run is RUNNING and (append) that the name is free,
-  runs the janitor (staging older than ``sqltrack.datasets.STAGING_MAX_AGE``, left
-  by dead drivers, is removed; ``sqltrack gc`` does the same on demand), and creates
-  the staging area: a table ``sqltrack_data._stg_<time>_<id>`` on PostgreSQL, a
-  folder ``<db>.staging/_stg_<time>_<id>/`` next to a DuckDB file.
+  runs the janitor (:mod:`sqltrack.staging`: the staging of writers that are gone is
+  removed at once; ``sqltrack gc`` does the same on demand), records the write's owner
+  in ``sqltrack.staging_writers`` (option ``writer``, set by the tracker to its own
+  process; else the Spark driver's JVM) and creates the staging area: a table
+  ``sqltrack_data._stg_<time>_<id>`` on PostgreSQL, a folder
+  ``<db>.staging/_stg_<time>_<id>/`` next to a DuckDB file.
 * ``write()`` receives Arrow record batches (``DataSourceArrowWriter``: no per-row
   Python) and stages them. **PostgreSQL**: binary COPY straight from Arrow through
   the ADBC PostgreSQL driver into the staging table, one transaction per attempt,
@@ -45,12 +49,17 @@ in one transaction together with the catalog row, then removes the rest:
   delete rows of any attempt not named (by ``xmin``), compute the fingerprint,
   rename to ``sqltrack_data.ds_<run_id>_<name>``, insert the catalog row. DuckDB:
   ``CREATE TABLE ... AS SELECT * FROM read_parquet(<exactly the named files>)``,
-  fingerprint, catalog row; then the staging folder goes. A failure anywhere
-  before that transaction commits leaves no table and no catalog row;
-  ``abort()`` drops the staging.
-* Reads: ``reader()`` (driver) looks the dataset up, checks its fingerprint, and
-  plans disjoint slices (PostgreSQL heap-page ``ctid`` ranges, DuckDB ``rowid``
-  ranges, or the original partitions of a kept-order dataset); each ``read()``
+  fingerprint, catalog row; then the staging folder goes. The same transaction marks
+  the writer row published, so a commit whose answer was lost is not run twice. A
+  failure anywhere before that transaction commits leaves no table and no catalog
+  row; ``abort()`` drops the staging. Every step that talks to the store retries
+  transient errors with back-off for at most ``retry`` seconds from the first failure
+  (``SQLTRACK_BULK_RETRY``).
+* Reads: ``reader()`` (driver) looks the dataset up, checks its fingerprint and row
+  count, and plans disjoint slices that cover every possible row, each with its row
+  count (PostgreSQL heap-page ``ctid`` ranges, DuckDB ``rowid`` ranges over the real
+  span, or the original partitions of a kept-order dataset); each ``read()`` checks it
+  read exactly its slice's count (IntegrityError otherwise), and
   opens its own short-lived connection (DuckDB READ_ONLY, which any number of
   processes may hold) and yields Arrow record batches of exactly the stored Spark
   schema, which ``StructType.fromJson`` of the catalog's ``spark_schema`` restores

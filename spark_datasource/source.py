@@ -129,7 +129,7 @@ class SqltrackDataSource(DataSource):  # type: ignore[misc]
             )
         ordered = datasets.parse_bool(self.options.get("keep_order", "false"), "keep_order")
         writer = self.options.get("writer")
-        deadline = self.options.get("deadline")
+        retry = self.options.get("retry")
         spec = datasets.WriteSpec.new(
             uri,
             run_id,
@@ -143,7 +143,7 @@ class SqltrackDataSource(DataSource):  # type: ignore[misc]
             writer=(
                 staging.Writer.parse(writer) if writer else staging.Writer.spark_driver()
             ).text(),
-            deadline=_float_option("deadline", deadline) if deadline else None,
+            retry=_float_option("retry", retry) if retry else None,
         )
         backend = open_backend(uri)
         try:
@@ -152,12 +152,12 @@ class SqltrackDataSource(DataSource):  # type: ignore[misc]
                 with backend.session(read_only=True) as s:
                     datasets.check_writable(s, backend.uri, spec.run_id, spec.name, overwrite)
 
-            staging.retrying(f"checking run {spec.run_id}", check, spec.deadline)
+            staging.retrying(f"checking run {spec.run_id}", check, spec.retry)
             staging.janitor(backend)  # the staging of writers that are gone
             staging.retrying(
                 f"creating staging {spec.staging}",
                 lambda: staging.begin(backend, spec),
-                spec.deadline,
+                spec.retry,
             )
         finally:
             backend.close()
@@ -202,7 +202,7 @@ class SqltrackWriter(DataSourceArrowWriter):  # type: ignore[misc]
                 engine.publish(backend, spec, payloads)
 
         try:
-            staging.retrying(f"publishing dataset {spec.name!r}", publish, spec.deadline)
+            staging.retrying(f"publishing dataset {spec.name!r}", publish, spec.retry)
         except BaseException:
             try:
                 staging.discard(backend, spec)

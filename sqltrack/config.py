@@ -117,8 +117,8 @@ SETTINGS: dict[str, Setting] = {
             "bulk_retry",
             "SQLTRACK_BULK_RETRY",
             "60",
-            "Seconds a dataset write keeps retrying an unreachable or busy store (with "
-            "back-off) before it gives up.",
+            "Seconds each step of a dataset write waits (with back-off) for a store that is "
+            "unreachable or busy before the write gives up.",
         ),
         Setting(
             "connect_timeout",

@@ -8,9 +8,9 @@ reader can query. The bytes move through the Spark data source of the
 the tracker and that data source need and imports no Spark at module level:
 naming and validation of dataset names, the write description handed to Spark's
 processes (:class:`WriteSpec`), the catalog rows, verification and the read plan
-(exact loads), and :func:`conform`, which gives record batches read back from either
-engine exactly the Arrow schema Spark expects. Staging areas, their writers and the
-janitor are :mod:`sqltrack.staging`.
+and the read plan with its checks (exact loads). Staging areas, their writers, the
+janitor and the retried write are :mod:`sqltrack.staging`; the Arrow conformance of
+batches is :mod:`sqltrack._arrow`.
 
 The engine-specific halves (how executors stage rows, how ``commit()`` publishes
 them, how a fingerprint is computed) live in ``sqltrack.backends.<name>_datasets``
@@ -26,9 +26,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import random
 import re
-import threading
 import time
 import uuid
 import weakref
@@ -45,8 +43,6 @@ from sqltrack.errors import (
     IntegrityError,
     InvalidInputError,
     NotFoundError,
-    SqltrackError,
-    TransientBackendError,
 )
 from sqltrack.sqltext import Fragment, compose, ident
 
@@ -64,7 +60,6 @@ __all__ = [
     "STAGING_MAX_AGE",
     "Slice",
     "WriteSpec",
-    "conform",
     "counted",
     "engine",
     "get_dataset",
@@ -175,7 +170,7 @@ class WriteSpec:
     started: float
     arrow_schema: bytes  # the Arrow schema of the batches (IPC-serialised)
     writer: str  # the process that owns the write: host/pid/start (sqltrack.staging.Writer)
-    deadline: float  # epoch seconds: transient store errors are retried until then
+    retry: float  # seconds a step waits for a store that is away (SQLTRACK_BULK_RETRY)
 
     @property
     def arrow(self) -> pa.Schema:
@@ -196,7 +191,7 @@ class WriteSpec:
         created_by: str | None = None,
         staging: str | None = None,
         writer: str = "",
-        deadline: float | None = None,
+        retry: float | None = None,
     ) -> WriteSpec:
         backend = open_backend(uri)
         try:
@@ -231,9 +226,7 @@ class WriteSpec:
             started=started,
             arrow_schema=arrow_schema.serialize().to_pybytes(),
             writer=writer,
-            deadline=(time.time() + float(config.get("bulk_retry")))
-            if deadline is None
-            else deadline,
+            retry=float(config.get("bulk_retry")) if retry is None else retry,
         )
 
 
@@ -510,34 +503,6 @@ def with_ordinal(batch: pa.RecordBatch, partition: int, start: int) -> pa.Record
     return batch.append_column(pa.field(ORDINAL_COLUMN, pa.int64(), nullable=False), ordinal)
 
 
-def relaxed(t: pa.DataType) -> pa.DataType:
-    """``t`` with every nested field nullable. Spark marks a struct's child NOT NULL
-    even where the struct itself is null (the child slot then holds a null), which
-    Parquet writers refuse; the exact nullability comes back from ``spark_schema``."""
-    import pyarrow as pa
-
-    if pa.types.is_struct(t):
-        return pa.struct([pa.field(f.name, relaxed(f.type)) for f in t])
-    if pa.types.is_map(t):
-        return pa.map_(relaxed(t.key_type), relaxed(t.item_type))
-    if pa.types.is_list(t):
-        return pa.list_(relaxed(t.value_type))
-    if pa.types.is_large_list(t):
-        return pa.large_list(relaxed(t.value_type))
-    return t
-
-
-def relax(batch: pa.RecordBatch) -> pa.RecordBatch:
-    import pyarrow as pa
-
-    schema = pa.schema(
-        [pa.field(f.name, relaxed(f.type), f.nullable, f.metadata) for f in batch.schema]
-    )
-    if schema.equals(batch.schema):
-        return batch
-    return batch.cast(schema)
-
-
 def user_columns(spec_or_schema: WriteSpec | str) -> list[str]:
     text = spec_or_schema.spark_schema if isinstance(spec_or_schema, WriteSpec) else spec_or_schema
     return [f["name"] for f in json.loads(text)["fields"]]
@@ -575,56 +540,6 @@ def verify(backend: Backend, dataset: Dataset) -> None:
             f"{dataset.fingerprint}, found {actual}. The stored rows{order} were changed "
             "after logging"
         )
-
-
-# -- Arrow conformance (readers of both engines) ---------------------------------------------
-def conform(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
-    """Rename columns by position and cast each to ``target``'s exact type."""
-    import pyarrow as pa
-
-    arrays = []
-    for i, field in enumerate(target):
-        col = batch.column(i)
-        if col.type != field.type:
-            col = conform_array(col, field.type)
-        arrays.append(col)
-    return pa.RecordBatch.from_arrays(arrays, schema=target)
-
-
-def conform_array(col: pa.Array, to: pa.DataType) -> pa.Array:
-    import pyarrow as pa
-
-    t = col.type
-    if isinstance(t, pa.ExtensionType):
-        col = col.storage
-        t = col.type
-    if pa.types.is_timestamp(to) and pa.types.is_timestamp(t) and t.tz and to.tz:
-        col = col.cast(pa.timestamp(t.unit, "UTC")).cast(to)
-        return col
-    if pa.types.is_struct(to) and pa.types.is_struct(t):
-        flat = col.flatten()  # children with the parent's offset applied
-        children = [conform_array(flat[i], to.field(i).type) for i in range(to.num_fields)]
-        return pa.StructArray.from_arrays(
-            children, fields=list(to), mask=col.is_null() if col.null_count else None
-        )
-    if pa.types.is_map(to) and pa.types.is_map(t):
-        keys = conform_array(col.keys, to.key_type)
-        items = conform_array(col.items, to.item_type)
-        return pa.MapArray.from_arrays(
-            col.offsets, keys, items, type=to, mask=col.is_null() if col.null_count else None
-        )
-    if (pa.types.is_list(to) or pa.types.is_large_list(to)) and (
-        pa.types.is_list(t) or pa.types.is_large_list(t)
-    ):
-        values = conform_array(col.values, to.value_type)
-        cls = pa.ListArray if pa.types.is_list(to) else pa.LargeListArray
-        return cls.from_arrays(
-            col.offsets.cast(pa.int32() if pa.types.is_list(to) else pa.int64()),
-            values,
-            type=to,
-            mask=col.is_null() if col.null_count else None,
-        )
-    return col.cast(to)
 
 
 # -- the tracker's side --------------------------------------------------------------------------
@@ -680,29 +595,26 @@ def log_dataset(
 
     This process is the write's recorded owner and keeps its heartbeat while Spark runs.
     A write that fails on an unreachable or busy store (TransientBackendError) is run
-    again, with back-off, until ``SQLTRACK_BULK_RETRY`` seconds have passed; each failed
-    attempt's staging is removed (or, while the store is away, at the next write)."""
+    again once the store is back (each wait bounded by ``SQLTRACK_BULK_RETRY``); each
+    failed attempt's staging is removed (or, while the store is away, at the next write)."""
     from sqltrack import staging
 
     name = validate_name(name)
     overwrite = _check_mode(mode)
     backend = tracker.backend
-    until = staging.deadline()
+    budget = float(config.get("bulk_retry"))
 
     def check() -> None:
         with backend.session(read_only=True) as s:
             check_writable(s, backend.uri, run_id, name, overwrite)
 
-    staging.retrying(f"checking run {run_id}", check, until)
+    staging.retrying(f"checking run {run_id}", check, budget)
     check_columns(df.columns, backend.capabilities.max_identifier_length)
     spark = df.sparkSession
     ensure_registered(spark)
     uri = backend.full_uri()
-    _drop_abandoned(backend, uri)
-    owner = staging.Writer.this_process().text()
-    started, delay = time.time(), 0.5
-    while True:
-        area = new_staging()
+
+    def save(area: str, owner: str) -> None:
         backend.release()  # DuckDB: Spark's processes need the file
         writer = (
             df.write.format(FORMAT)
@@ -713,66 +625,16 @@ def log_dataset(
             .option("created_by", _context.user_name())
             .option("staging", area)
             .option("writer", owner)
-            .option("deadline", repr(until))
+            .option("retry", repr(budget))
             .mode(mode)
         )
-        try:
-            with staging.beating(uri, area), _sqltrack_errors():
-                writer.save()
-            break
-        except TransientBackendError as exc:
-            if _settle(backend, uri, area, until):
-                break  # its COMMIT reached the store; only the answer was lost
-            if time.time() + delay > until:
-                raise TransientBackendError(
-                    f"logging dataset {name!r} of run {run_id}: gave up after retrying for "
-                    f"{time.time() - started:.0f} s (SQLTRACK_BULK_RETRY); nothing was "
-                    f"published: {exc}"
-                ) from exc
-            time.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, 5.0)
-        except BaseException:
-            _settle(backend, uri, area, time.time())
-            raise
+        with _sqltrack_errors():
+            writer.save()
+
+    staging.write(backend, f"logging dataset {name!r} of run {run_id}", save, budget)
     return staging.retrying(
-        f"reading dataset {name!r}", lambda: get_dataset(backend, run_id, name), until
+        f"reading dataset {name!r}", lambda: get_dataset(backend, run_id, name), budget
     )
-
-
-# Staging of this process's failed writes that the store was too far away to remove.
-_ABANDONED: dict[str, set[str]] = {}
-_ABANDONED_LOCK = threading.Lock()
-
-
-def _settle(backend: Backend, uri: str, area: str, until: float) -> bool:
-    """After a failed write: whether it was published after all; its staging goes either
-    way (or is remembered for the next write while the store is away)."""
-    from sqltrack import staging
-
-    try:
-        done = staging.retrying(
-            f"checking staging {area}", lambda: staging.published(backend, area), until
-        )
-        staging.drop(backend, area)
-        return done
-    except SqltrackError:
-        with _ABANDONED_LOCK:
-            _ABANDONED.setdefault(uri, set()).add(area)
-        return False
-
-
-def _drop_abandoned(backend: Backend, uri: str) -> None:
-    from sqltrack import staging
-
-    with _ABANDONED_LOCK:
-        pending = sorted(_ABANDONED.get(uri, ()))
-    for area in pending:
-        try:
-            staging.drop(backend, area)
-        except SqltrackError:
-            continue
-        with _ABANDONED_LOCK:
-            _ABANDONED.get(uri, set()).discard(area)
 
 
 def load_dataset(tracker: Tracker, spark: Any, run_id: str, name: str) -> Any:

@@ -17,8 +17,10 @@ writer's staging is never removed. Staging without a writer row (made by sqltrac
 0009) falls back to the age rule (``STAGING_MAX_AGE``, 24 h).
 
 Bulk writes retry what a retry can cure (:class:`~sqltrack.TransientBackendError`: a
-PostgreSQL outage, a DuckDB file held by another process) with bounded back-off, for at
-most ``SQLTRACK_BULK_RETRY`` seconds per write (:func:`retrying`).
+PostgreSQL outage, a DuckDB file held by another process) with bounded back-off: each
+step waits at most ``SQLTRACK_BULK_RETRY`` seconds from its first failure
+(:func:`retrying`), and a Spark job that lost the store midway runs again once it is
+back, at most :data:`WRITE_ATTEMPTS` times (:func:`write`).
 """
 
 from __future__ import annotations
@@ -45,7 +47,6 @@ __all__ = [
     "Writer",
     "begin",
     "beating",
-    "deadline",
     "discard",
     "drop",
     "finish",
@@ -54,6 +55,7 @@ __all__ = [
     "published",
     "retrying",
     "survey",
+    "write",
 ]
 
 T = TypeVar("T")
@@ -115,25 +117,22 @@ class Writer:
 
 
 # -- bounded retries ------------------------------------------------------------------------
-def deadline() -> float:
-    """When a bulk write that starts now stops retrying (``SQLTRACK_BULK_RETRY``)."""
-    return time.time() + float(config.get("bulk_retry"))
-
-
-def retrying(what: str, fn: Callable[[], T], until: float) -> T:
+def retrying(what: str, fn: Callable[[], T], budget: float) -> T:
     """``fn()``, retried with jittered exponential back-off (0.2 s doubling to 5 s) while
-    it raises TransientBackendError and ``until`` (epoch seconds) is not reached."""
+    it raises TransientBackendError, for at most ``budget`` seconds after the first one."""
     delay = 0.2
-    started = time.time()
+    first: float | None = None
     while True:
         try:
             return fn()
         except TransientBackendError as exc:
-            if time.time() + delay > until:
-                if time.time() - started < 0.5:
+            now = time.monotonic()
+            first = now if first is None else first
+            if now + delay > first + budget:
+                if now - first < 0.5:
                     raise
                 raise TransientBackendError(
-                    f"{what}: gave up after retrying for {time.time() - started:.0f} s "
+                    f"{what}: gave up after retrying for {now - first:.0f} s "
                     f"(SQLTRACK_BULK_RETRY): {exc}"
                 ) from exc
             time.sleep(delay * random.uniform(0.5, 1.0))
@@ -236,9 +235,9 @@ def drop(backend: Backend, staging: str, *, keep_published_mark: bool = False) -
 
 
 def finish(backend: Backend, spec: datasets.WriteSpec) -> None:
-    """After publishing: the staging area and its row go (retried until the deadline; if
-    that fails the janitor removes them at once, the row says published)."""
-    retrying(f"removing staging {spec.staging}", lambda: drop(backend, spec.staging), spec.deadline)
+    """After publishing: the staging area and its row go (retried; if that fails the
+    janitor removes them at once, the row says published)."""
+    retrying(f"removing staging {spec.staging}", lambda: drop(backend, spec.staging), spec.retry)
 
 
 def discard(backend: Backend, spec: datasets.WriteSpec) -> None:
@@ -247,8 +246,79 @@ def discard(backend: Backend, spec: datasets.WriteSpec) -> None:
     retrying(
         f"removing staging {spec.staging}",
         lambda: drop(backend, spec.staging, keep_published_mark=True),
-        spec.deadline,
+        spec.retry,
     )
+
+
+# -- a write run from the tracker's process ------------------------------------------------
+# Spark jobs a dataset write runs at most when the store goes away during them.
+WRITE_ATTEMPTS = 3
+# Staging of this process's failed writes that the store was too far away to remove.
+_ABANDONED: dict[str, set[str]] = {}
+_ABANDONED_LOCK = threading.Lock()
+
+
+def write(
+    backend: Backend,
+    what: str,
+    save: Callable[[str, str], None],
+    budget: float,
+    attempts: int = WRITE_ATTEMPTS,
+) -> None:
+    """Run ``save(staging, writer)`` (one Spark job writing into the fresh staging area
+    ``staging``, owned by ``writer``: this process, which keeps its heartbeat meanwhile)
+    until it succeeds. A job that fails because the store went away (TransientBackendError)
+    runs again once the store answers (waiting at most ``budget`` seconds), at most
+    ``attempts`` times in all; each failed attempt's staging is removed (or, while the
+    store is away, at this process's next write)."""
+    uri = backend.full_uri()
+    _drop_abandoned(backend, uri)
+    owner = Writer.this_process().text()
+    for attempt in range(1, attempts + 1):
+        area = datasets.new_staging()
+        try:
+            with beating(uri, area):
+                save(area, owner)
+            return
+        except TransientBackendError as exc:
+            outcome = _settle(backend, uri, area, budget)
+            if outcome is True:
+                return  # its COMMIT reached the store; only the answer was lost
+            if outcome is None or attempt == attempts:
+                why = "the store stayed away" if outcome is None else f"{attempt} attempts failed"
+                raise TransientBackendError(
+                    f"{what}: gave up after retrying ({why}; SQLTRACK_BULK_RETRY={budget:g} s); "
+                    f"nothing was published: {exc}"
+                ) from exc
+            time.sleep(random.uniform(0.1, 0.5) * attempt)
+        except BaseException:
+            _settle(backend, uri, area, 0)
+            raise
+
+
+def _settle(backend: Backend, uri: str, area: str, budget: float) -> bool | None:
+    """After a failed write: whether it was published after all (its staging goes either
+    way); None when the store stayed away (the staging is removed at the next write)."""
+    try:
+        done = retrying(f"checking staging {area}", lambda: published(backend, area), budget)
+        drop(backend, area)
+        return done
+    except SqltrackError:
+        with _ABANDONED_LOCK:
+            _ABANDONED.setdefault(uri, set()).add(area)
+        return None
+
+
+def _drop_abandoned(backend: Backend, uri: str) -> None:
+    with _ABANDONED_LOCK:
+        pending = sorted(_ABANDONED.get(uri, ()))
+    for area in pending:
+        try:
+            drop(backend, area)
+        except SqltrackError:
+            continue
+        with _ABANDONED_LOCK:
+            _ABANDONED.get(uri, set()).discard(area)
 
 
 # -- the janitor ------------------------------------------------------------------------------

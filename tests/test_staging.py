@@ -16,6 +16,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -293,34 +295,61 @@ def proxied(pg_uri: str) -> Any:
     proxy.close()
 
 
-def _frame_that_signals(spark: Any, marker: Path) -> Any:
-    """50,000 rows in 2 partitions; partition 0 writes ``marker`` half-way (after its
-    first Arrow batch has gone into the COPY) and pauses 2 s, while the test cuts."""
+def _frame_with_a_pause(spark: Any, marker: Path) -> Any:
+    """50,000 rows in 2 partitions; each pauses 4 s four fifths of the way through, when its
+    COPY is open (partition 0 adds a line to ``marker`` each time it gets there)."""
     import pyspark.sql.functions as F
     from pyspark.sql.types import LongType
 
     path = str(marker)
 
-    def pause_half_way(v):  # type: ignore[no-untyped-def]  # no hints: a plain UDF
+    def pause(v):  # type: ignore[no-untyped-def]  # no hints: a plain UDF
         from pathlib import Path
 
-        from pyspark import TaskContext
-
-        if TaskContext.get().partitionId() == 0 and v == 15000:
-            Path(path).write_text("cut now")
-            time.sleep(2)
+        if v in (20000, 45000):
+            if v == 20000:
+                with Path(path).open("a") as f:
+                    f.write("attempt\n")
+            time.sleep(4)
         return v
 
-    return spark.range(0, 50000, numPartitions=2).select(
-        F.udf(pause_half_way, LongType())("id").alias("id")
-    )
+    return spark.range(0, 50000, numPartitions=2).select(F.udf(pause, LongType())("id").alias("id"))
 
 
-def _cut_on(marker: Path, proxy: TcpProxy, hold: float | None, stop: threading.Event) -> Any:
+@contextmanager
+def small_arrow_batches(spark: Any) -> Iterator[None]:
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    previous = spark.conf.get(key)
+    spark.conf.set(key, "1000")
+    try:
+        yield
+    finally:
+        spark.conf.set(key, previous)
+
+
+def _cut_while_copying(
+    pg_uri: str, marker: Path, proxy: TcpProxy, hold: float | None, stop: threading.Event
+) -> Any:
+    """Cut the proxy once a write's staging table has pages (a COPY is open) and its
+    partitions are pausing; restore after ``hold`` seconds, or at ``stop``."""
+    from tests.conftest import _pg_connect
+
+    conn = _pg_connect(pg_uri)  # straight to the server, not through the proxy
+
+    def copying() -> bool:
+        row = conn.execute(
+            "SELECT coalesce(max(pg_total_relation_size(to_regclass('sqltrack_data.' || "
+            "staging))), 0) FROM sqltrack.staging_writers WHERE published_at IS NULL"
+        ).fetchone()
+        return bool(row and row[0] > 0)
+
     def run() -> None:
-        while not marker.exists():
-            if stop.wait(0.02):
-                return
+        try:
+            while not (marker.exists() and copying()):
+                if stop.wait(0.05):
+                    return
+        finally:
+            conn.close()
         proxy.cut()
         if hold is None:
             stop.wait()
@@ -336,16 +365,18 @@ def _cut_on(marker: Path, proxy: TcpProxy, hold: float | None, stop: threading.E
 @pytest.mark.spark
 @pytest.mark.slow
 def test_a_7s_outage_during_log_dataset_is_retried(
-    proxied: Any, spark: Any, tmp_path: Path
+    proxied: Any, spark: Any, tmp_path: Path, pg_uri: str
 ) -> None:
     tracker, proxy = proxied
     marker = tmp_path / "cut"
     stop = threading.Event()
-    with tracker.start_run() as run:
-        cutter = _cut_on(marker, proxy, 7.0, stop)
-        ds = tracker.log_dataset(_frame_that_signals(spark, marker))
+    with small_arrow_batches(spark), tracker.start_run() as run:
+        cutter = _cut_while_copying(pg_uri, marker, proxy, 7.0, stop)
+        ds = tracker.log_dataset(_frame_with_a_pause(spark, marker))
         cutter.join(30)
-        assert marker.exists() and not cutter.is_alive()
+        assert not cutter.is_alive()
+    # The cut broke the COPY of the first job (it failed); the second one published.
+    assert marker.read_text().count("attempt") == 2
     assert ds.row_count == 50000
     loaded = tracker.load_dataset(spark, run.info.run_id)
     assert loaded.count() == 50000 and loaded.distinct().count() == 50000
@@ -356,17 +387,17 @@ def test_a_7s_outage_during_log_dataset_is_retried(
 @pytest.mark.spark
 @pytest.mark.slow
 def test_a_write_that_gives_up_raises_one_clear_error_and_its_staging_goes_later(
-    proxied: Any, spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    proxied: Any, spark: Any, tmp_path: Path, pg_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tracker, proxy = proxied
     monkeypatch.setenv("SQLTRACK_BULK_RETRY", "4")
     marker = tmp_path / "cut"
     stop = threading.Event()
     with pytest.raises(TransientBackendError, match="gave up after retrying") as raised:
-        with tracker.start_run() as run:
-            cutter = _cut_on(marker, proxy, None, stop)
+        with small_arrow_batches(spark), tracker.start_run() as run:
+            cutter = _cut_while_copying(pg_uri, marker, proxy, None, stop)
             try:
-                tracker.log_dataset(_frame_that_signals(spark, marker))
+                tracker.log_dataset(_frame_with_a_pause(spark, marker))
             finally:
                 stop.set()  # the store comes back before the run ends
                 cutter.join(30)

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqltrack import datasets, sqltext, staging
+from sqltrack import _arrow, datasets, sqltext, staging
 from sqltrack.backends import Backend, Session, open_backend, parse_uri
 from sqltrack.datasets import Slice
 from sqltrack.entities import Dataset
@@ -113,7 +113,7 @@ class DuckDBDatasets:
         rows = 0
         try:
             for batch in batches:
-                batch = datasets.relax(batch)
+                batch = _arrow.relax(batch)
                 if spec.ordered:
                     batch = datasets.with_ordinal(batch, partition, rows)
                 if writer is None:
@@ -285,7 +285,7 @@ class DuckDBDatasets:
                 reader = fetch(_BATCH_ROWS)  # duckdb 2 / 1
                 for batch in reader:
                     if batch.num_rows:
-                        yield datasets.conform(batch, target)
+                        yield _arrow.conform(batch, target)
         finally:
             backend.close()
 

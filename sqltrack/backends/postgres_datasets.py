@@ -32,7 +32,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqltrack import datasets, sqltext, staging
+from sqltrack import _arrow, datasets, sqltext, staging
 from sqltrack.backends import Backend, Session
 from sqltrack.datasets import Slice
 from sqltrack.entities import Dataset
@@ -262,7 +262,7 @@ def decode_json(col: pa.Array, t: pa.DataType) -> pa.Array:
         out = con.sql(sql).to_arrow_table().column(0).combine_chunks()
     finally:
         con.close()
-    return datasets.conform_array(out, t)
+    return _arrow.conform_array(out, t)
 
 
 # -- the engine --------------------------------------------------------------------------
@@ -349,7 +349,7 @@ class PostgresDatasets:
         where = f"staging rows of dataset {spec.name!r} into {spec.staging}"
         # Nothing is consumed before the connection is up: a store that is away when the
         # task starts is waited for (bounded); one lost mid-COPY fails the attempt.
-        conn = staging.retrying(where, lambda: _adbc(where, _adbc_connect, spec.uri), spec.deadline)
+        conn = staging.retrying(where, lambda: _adbc(where, _adbc_connect, spec.uri), spec.retry)
         try:
             with conn.cursor() as cur:
                 _adbc(
@@ -539,7 +539,7 @@ class PostgresDatasets:
                         decode_json(c, f.type) if is_json else c
                         for c, f, is_json in zip(batch.columns, target, json_cols, strict=True)
                     ]
-                    yield datasets.conform(
+                    yield _arrow.conform(
                         pa.RecordBatch.from_arrays(arrays, names=target.names), target
                     )
         finally:
