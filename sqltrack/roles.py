@@ -42,7 +42,7 @@ DATA_SCHEMA = "sqltrack_data"
 # Tables sqltrack itself updates: a writer may UPDATE them, within what the guards of
 # 0007_roles allow (a run ends once; tags change value; artifacts and datasets change
 # only while their run runs; a chain's head moves forward). Every other table is
-# append-only for a writer.
+# append-only for a writer, but for the bookkeeping of WRITER_DELETES.
 WRITER_UPDATES = frozenset(
     {
         "runs",
@@ -53,10 +53,12 @@ WRITER_UPDATES = frozenset(
         "journal_progress",
         "run_leases",
         "ledger_heads",  # moved forward by each append (compare-and-set), never back
+        "staging_writers",
+        "registered_model_tags",  # the last value wins, as for run tags
     }
 )
-# Tables a writer also deletes from: the records of its own dataset staging (removed when
-# the write publishes or its writer is gone).
+# Bookkeeping a writer also deletes from: the row of a dataset staging area goes with it
+# (its own writes, and the janitor's removal of a gone writer's staging).
 WRITER_DELETES = frozenset({"staging_writers"})
 # Tables a writer only reads: the migrations and the grants themselves.
 WRITER_READS = frozenset({"schema_migrations", "role_grants"})

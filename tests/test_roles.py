@@ -245,6 +245,14 @@ def test_a_writer_logs_a_full_run_but_cannot_change_it(store, spark, pipeline_mo
         with pytest.raises(sqltrack.ConflictError, match="is FINISHED"):
             writer.log_metric("r2", 0.99, run_id=run.run_id)
             writer.flush()
+        # The registry: a writer registers the finished run's model and deploys it.
+        version = writer.register_model(f"runs:/{run.run_id}/model", "churn")
+        writer.set_registered_model_tag("churn", "team", "ml")
+        writer.set_registered_model_tag("churn", "team", "risk")  # the last value wins
+        writer.set_registered_model_alias("churn", "champion", version.version)
+        writer.deploy(
+            "models:/churn@champion", "churn-eu", "external", {"endpoint": "e", "region": "eu"}
+        )
     finally:
         writer.close()
     rid = run.run_id
@@ -289,6 +297,13 @@ def test_a_writer_logs_a_full_run_but_cannot_change_it(store, spark, pipeline_mo
         "TRUNCATE sqltrack.runs CASCADE",
     ):
         assert "written once" in _refused(store.writer, statement)
+    for statement in (  # the registry's own guard (0011) refuses every role
+        "DELETE FROM sqltrack.model_versions WHERE run_id = %s",
+        "UPDATE sqltrack.model_versions SET model_sha256 = 'x' WHERE run_id = %s",
+    ):
+        with _pg_connect(store.writer) as conn, pytest.raises(pgerr.RaiseException) as info:
+            conn.execute(statement, (rid,))
+        assert "append-only" in str(info.value), statement
     assert _snapshot(store.owner) == before
     # Through sqltrack the refusal is a PermissionDeniedError naming the run and the fix.
     backend = open_backend(store.writer)
