@@ -34,7 +34,13 @@ from sqltrack.errors import InvalidInputError
 
 __all__ = ["datasource_interpreter"]
 
-_MODULE = "spark_datasource"
+def _data_source_module() -> str:
+    """The data source's module, as its entry point names it (the core never names the
+    package itself: the dependency points one way)."""
+    from importlib.metadata import entry_points
+
+    found = list(entry_points(group="sqltrack.spark_datasource"))
+    return found[0].module if found else "sqltrack"
 _DEFAULT_EXEC = "python3"  # pyspark's SparkContext default without PYSPARK_PYTHON
 
 
@@ -49,7 +55,7 @@ def _local_probe(exec_: str) -> str | None:
     """None when ``exec_`` starts and imports the data source with this Python's version,
     else why not."""
     want = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    code = f"import sys, {_MODULE}; print('%d.%d' % sys.version_info[:2])"
+    code = f"import sys, {_data_source_module()}; print('%d.%d' % sys.version_info[:2])"
     try:
         done = subprocess.run(
             [exec_, "-c", code], capture_output=True, text=True, timeout=60, check=False
@@ -58,7 +64,7 @@ def _local_probe(exec_: str) -> str | None:
         return f"it does not start ({exc})"
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        return f"it cannot import {_MODULE} ({last})"
+        return f"it cannot import {_data_source_module()} ({last})"
     got = done.stdout.strip()
     if got != want:
         return f"it is Python {got}, the driver is Python {want}"
@@ -71,14 +77,15 @@ def _cluster_probe(sc: Any) -> str | None:
     def probe(_: Any) -> list[str]:
         import importlib
 
-        importlib.import_module(_MODULE)
+        importlib.import_module(_data_source_module())
         return ["ok"]
 
     try:
         sc.parallelize([0], 1).mapPartitions(probe).collect()
     except Exception as exc:  # Spark wraps the worker's error in its own
         lines = [ln for ln in str(exc).splitlines() if "Error" in ln]
-        return f"a task could not import {_MODULE} ({(lines or ['failed'])[-1].strip()})"
+        last = (lines or ["failed"])[-1].strip()
+        return f"a task could not import {_data_source_module()} ({last})"
     return None
 
 
