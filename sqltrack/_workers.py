@@ -34,6 +34,7 @@ from sqltrack.errors import InvalidInputError
 
 __all__ = ["datasource_interpreter"]
 
+
 def _data_source_module() -> str:
     """The data source's module, as its entry point names it (the core never names the
     package itself: the dependency points one way)."""
@@ -41,6 +42,8 @@ def _data_source_module() -> str:
 
     found = list(entry_points(group="sqltrack.spark_datasource"))
     return found[0].module if found else "sqltrack"
+
+
 _DEFAULT_EXEC = "python3"  # pyspark's SparkContext default without PYSPARK_PYTHON
 
 
