@@ -578,8 +578,11 @@ class DuckDBBackend:
         try:
             alias = CATALOG if f.legacy else Path(f.path).stem
             name = sqltext.ident(alias, plain=False)
-            con.execute(f"ATTACH {quote_literal(f.path)} AS {name} (READ_ONLY)")
-            con.execute(f"USE {name}")
+            path = sqltext.Fragment(quote_literal(f.path))  # ATTACH takes no bound values
+            con.execute(
+                sqltext.compose("ATTACH {path} AS {name} (READ_ONLY)", path=path, name=name)
+            )
+            con.execute(sqltext.compose("USE {name}", name=name))
             con.execute("SET enable_external_access = false")
             con.execute("SET lock_configuration = true")
         except BaseException:
